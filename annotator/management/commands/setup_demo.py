@@ -1,0 +1,60 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from annotator.models import Dataset, Membership, Role, Split
+from annotator.services.coco_import import import_coco
+from annotator.services.datasets import freeze_validation_split
+from ml_backend.phantoms import generate_dataset
+
+DEMO_DATASET = "Phantom wrists (demo)"
+# (split, number of images, seed, import the boxes?)
+DEMO_PARTS = [
+    (Split.TRAIN, 40, 1000, True),
+    (Split.VAL, 60, 2000, True),
+    (Split.POOL, 200, 3000, False),
+]
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo: an admin and a radiologist, and a dataset of synthetic phantoms "
+        "(labeled seed set, frozen validation split, unlabeled pool). Idempotent."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--password", required=True, help="password for both demo users")
+        parser.add_argument("--size", type=int, default=512, help="phantom side in pixels")
+
+    def handle(self, *args, **options):
+        users = self.ensure_users(options["password"])
+        root = Path(settings.VAR_DIR) / "demo"
+        for split, count, seed, with_boxes in DEMO_PARTS:
+            folder = root / f"{split}-{count}-{options['size']}-{seed}"
+            annotations = folder / "annotations.json"
+            if not annotations.exists():
+                generate_dataset(folder, count, size=options["size"], seed=seed)
+            report = import_coco(
+                annotations, folder / "images", DEMO_DATASET, split=split, images_only=not with_boxes
+            )
+            self.stdout.write(f"{split}: {report.summary()}")
+        dataset = freeze_validation_split(Dataset.objects.get(name=DEMO_DATASET))
+        for user, role in users:
+            Membership.objects.get_or_create(dataset=dataset, user=user, defaults={"role": role})
+        self.stdout.write(self.style.SUCCESS(f"demo dataset ready: {dataset.name}"))
+
+    @transaction.atomic
+    def ensure_users(self, password):
+        user_model = get_user_model()
+        admin, created = user_model.objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True}
+        )
+        reader, reader_created = user_model.objects.get_or_create(username="reader")
+        for user, is_new in ((admin, created), (reader, reader_created)):
+            if is_new:
+                user.set_password(password)
+                user.save()
+        return [(admin, Role.ADMIN), (reader, Role.RADIOLOGIST)]

@@ -1,0 +1,125 @@
+"""COCO export: every image of the chosen splits (negatives included), the current boxes.
+
+Only human boxes (drawn, accepted or imported ground truth) that are not deleted are
+exported; model proposals that nobody confirmed are not labels. ``file_name`` is the
+image's path under the dataset's media folder (``datasets/<id>/``), so the export plus
+that folder re-imports as the same dataset. Built from two flat queries, so 10,000
+images export in well under a second of database time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.utils import timezone
+
+from annotator.models import Annotation, AnnotationSource, Dataset, Image, Split
+
+EXPORT_FORMAT_VERSION = "1.0"
+
+
+class ExportError(ValueError):
+    """An export request that cannot be served; the message says why."""
+
+
+def parse_splits(value: str | Iterable[str] | None) -> list[str]:
+    """``"train,val"`` or a list -> validated split names; empty/None means all splits."""
+    if value is None or value == "" or value == "all":
+        return list(Split.values)
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = [name.strip() for name in names if name.strip()]
+    unknown = [name for name in names if name not in Split.values]
+    if unknown:
+        raise ExportError(f"unknown split {', '.join(unknown)}; use {', '.join(Split.values)} or all")
+    return names
+
+
+def dataset_media_prefix(dataset: Dataset) -> str:
+    return f"datasets/{dataset.pk}/"
+
+
+def build_coco(dataset: Dataset, splits: list[str]) -> dict:
+    prefix = dataset_media_prefix(dataset)
+    images = []
+    for pk, name, width, height, split, status, original_name in (
+        Image.objects.filter(dataset=dataset, split__in=splits)
+        .order_by("pk")
+        .values_list("pk", "file", "width", "height", "split", "status", "file_name")
+        .iterator(chunk_size=5000)
+    ):
+        images.append(
+            {
+                "id": pk,
+                "file_name": name.removeprefix(prefix),
+                "width": width,
+                "height": height,
+                "split": split,
+                "status": status,
+                "original_file_name": original_name,
+            }
+        )
+    annotations = [
+        {
+            "id": pk,
+            "image_id": image_id,
+            "category_id": category_id,
+            "bbox": [x, y, w, h],
+            "area": w * h,
+            "iscrowd": 0,
+        }
+        for pk, image_id, category_id, x, y, w, h in (
+            Annotation.objects.filter(
+                image__dataset=dataset,
+                image__split__in=splits,
+                source=AnnotationSource.HUMAN,
+                is_deleted=False,
+            )
+            .order_by("pk")
+            .values_list("pk", "image_id", "category__coco_id", "x", "y", "w", "h")
+            .iterator(chunk_size=10000)
+        )
+    ]
+    categories = [
+        {"id": coco_id, "name": name, "supercategory": supercategory}
+        for coco_id, name, supercategory in dataset.categories.order_by("coco_id").values_list(
+            "coco_id", "name", "supercategory"
+        )
+    ]
+    now = timezone.now()
+    return {
+        "info": {
+            "description": f"{dataset.name} ({', '.join(splits)})",
+            "version": EXPORT_FORMAT_VERSION,
+            "year": now.year,
+            "date_created": now.isoformat(),
+            "contributor": "fracture active-learning platform",
+            "dataset": dataset.name,
+            "splits": splits,
+        },
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
+def write_coco(dataset: Dataset, splits: list[str], out: Path) -> dict:
+    """Write the export atomically (temp file, fsync, rename); return the COCO dict."""
+    coco = build_coco(dataset, splits)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(coco, stream, separators=(",", ":"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, out)
+    except BaseException:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+        raise
+    return coco

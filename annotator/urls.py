@@ -1,0 +1,17 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from annotator import api, views
+
+router = DefaultRouter()
+router.register("datasets", api.DatasetViewSet, basename="api-dataset")
+router.register("images", api.ImageViewSet, basename="api-image")
+
+urlpatterns = [
+    path("", views.dataset_list, name="dataset-list"),
+    path("datasets/<int:pk>/", views.dataset_detail, name="dataset-detail"),
+    path("datasets/<int:pk>/upload/", views.dataset_upload, name="dataset-upload"),
+    path("datasets/<int:pk>/export.json", views.dataset_export, name="dataset-export"),
+]
+
+api_urlpatterns = [path("", include(router.urls))]

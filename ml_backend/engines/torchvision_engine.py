@@ -1,0 +1,198 @@
+"""The default engine: torchvision Faster R-CNN (ResNet-50-FPN v2 or MobileNetV3-Large-FPN).
+
+Models are always built with ``weights=None, weights_backbone=None`` (random init;
+trained weights come from our own checkpoints or a local state_dict), so nothing is
+downloaded. Two changes to torchvision's stock model:
+
+- the RPN anchors come from the config (small fractures need small anchors);
+- the ROI heads are ``ProbabilityRoIHeads``, which keep each returned box's full softmax
+  row (background first), not only its top score.
+
+``predict`` runs the model's stages itself (transform, backbone, RPN, ROI heads) so the
+backbone features that made the boxes also give the image embedding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.models.detection import (
+    fasterrcnn_mobilenet_v3_large_fpn,
+    fasterrcnn_resnet50_fpn_v2,
+)
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FasterRCNN
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.ops import boxes as box_ops
+
+from ml_backend.contract import Detections
+from ml_backend.engines import TorchEngine, TorchEngineConfig
+from ml_backend.registry import register
+
+ARCHITECTURES = {
+    "resnet50_fpn_v2": fasterrcnn_resnet50_fpn_v2,
+    "mobilenet_v3_large_fpn": fasterrcnn_mobilenet_v3_large_fpn,
+}
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class TorchvisionConfig(TorchEngineConfig):
+    architecture: str = "resnet50_fpn_v2"  # or "mobilenet_v3_large_fpn"
+    channels_last: bool = False  # NHWC memory layout for inference (measure: CPU-dependent)
+
+
+class ProbabilityRoIHeads(RoIHeads):
+    """``RoIHeads`` whose eval output also has ``class_probs``: for every kept box the
+    softmax over all classes (column 0 background) of the proposal it came from."""
+
+    @classmethod
+    def replacing(cls, heads: RoIHeads) -> ProbabilityRoIHeads:
+        """The same heads (same modules, same settings) with probability output."""
+        return cls(
+            heads.box_roi_pool,
+            heads.box_head,
+            heads.box_predictor,
+            fg_iou_thresh=heads.proposal_matcher.high_threshold,
+            bg_iou_thresh=heads.proposal_matcher.low_threshold,
+            batch_size_per_image=heads.fg_bg_sampler.batch_size_per_image,
+            positive_fraction=heads.fg_bg_sampler.positive_fraction,
+            bbox_reg_weights=heads.box_coder.weights,
+            score_thresh=heads.score_thresh,
+            nms_thresh=heads.nms_thresh,
+            detections_per_img=heads.detections_per_img,
+        )
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        if self.training:
+            return super().forward(features, proposals, image_shapes, targets)
+        box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(box_features)
+        return self.postprocess_with_probs(class_logits, box_regression, proposals, image_shapes), {}
+
+    def postprocess_with_probs(self, class_logits, box_regression, proposals, image_shapes):
+        """torchvision's ``postprocess_detections`` (per-class boxes, score threshold,
+        small-box removal, per-class NMS, top-k), remembering each box's proposal row."""
+        per_image = [len(p) for p in proposals]
+        all_boxes = self.box_coder.decode(box_regression, proposals).split(per_image)
+        all_probs = F.softmax(class_logits, -1).split(per_image)
+        results = []
+        for boxes, probs, shape in zip(all_boxes, all_probs, image_shapes, strict=True):
+            num_fg = probs.shape[1] - 1
+            boxes = box_ops.clip_boxes_to_image(boxes, shape)[:, 1:].reshape(-1, 4)
+            scores = probs[:, 1:].reshape(-1)
+            labels = torch.arange(1, num_fg + 1, device=probs.device).repeat(len(probs))
+            rows = torch.arange(len(probs), device=probs.device).repeat_interleave(num_fg)
+            keep = torch.where(scores > self.score_thresh)[0]
+            keep = keep[box_ops.remove_small_boxes(boxes[keep], min_size=1e-2)]
+            keep = keep[box_ops.batched_nms(boxes[keep], scores[keep], labels[keep], self.nms_thresh)]
+            keep = keep[: self.detections_per_img]
+            results.append(
+                {
+                    "boxes": boxes[keep],
+                    "scores": scores[keep],
+                    "labels": labels[keep],
+                    "class_probs": probs[rows[keep]],
+                }
+            )
+        return results
+
+
+def anchor_generator(sizes: tuple[int, ...], stock: AnchorGenerator) -> AnchorGenerator:
+    """Anchors of ``sizes`` laid out like ``stock``: one size per feature level when the
+    stock generator has one per level (ResNet-FPN), otherwise every size on every level
+    (MobileNet-FPN)."""
+    levels = len(stock.sizes)
+    if all(len(level) == 1 for level in stock.sizes):
+        if len(sizes) != levels:
+            raise ValueError(f"anchor_sizes needs one size per FPN level ({levels}), got {sizes}")
+        per_level = tuple((int(s),) for s in sizes)
+    else:
+        per_level = (tuple(int(s) for s in sizes),) * levels
+    return AnchorGenerator(per_level, (ASPECT_RATIOS,) * levels)
+
+
+def build_detector(config: TorchvisionConfig, num_categories: int) -> FasterRCNN:
+    """A randomly initialised Faster R-CNN as ``config`` describes."""
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
+    model = ARCHITECTURES[config.architecture](
+        weights=None,
+        weights_backbone=None,
+        num_classes=num_categories + 1,
+        min_size=config.min_size,
+        max_size=config.max_size,
+        box_score_thresh=config.candidate_score,
+        box_detections_per_img=config.detections_per_img,
+        box_batch_size_per_image=config.roi_batch_size_per_image,
+        rpn_post_nms_top_n_train=config.rpn_proposals_train,
+        rpn_post_nms_top_n_test=config.rpn_proposals_test,
+    )
+    rpn = model.rpn
+    rpn.anchor_generator = anchor_generator(config.anchor_sizes, rpn.anchor_generator)
+    anchors = rpn.anchor_generator.num_anchors_per_location()[0]
+    if anchors != rpn.head.cls_logits.out_channels:
+        rpn.head = RPNHead(model.backbone.out_channels, anchors, conv_depth=len(rpn.head.conv))
+    model.roi_heads = ProbabilityRoIHeads.replacing(model.roi_heads)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def pooled_embeddings(
+    features: OrderedDict[str, torch.Tensor], padded: torch.Size, sizes: list[tuple[int, int]]
+) -> torch.Tensor:
+    """Per image, the global average of the coarsest FPN level (not the extra max-pool
+    level) over the part of the padded batch that the image covers: (B, channels)."""
+    level = [key for key in features if key != "pool"][-1]
+    fmap = features[level]
+    stride_h, stride_w = padded[-2] / fmap.shape[-2], padded[-1] / fmap.shape[-1]
+    rows = []
+    for i, (h, w) in enumerate(sizes):
+        valid = fmap[i, :, : math.ceil(h / stride_h), : math.ceil(w / stride_w)]
+        rows.append(valid.mean(dim=(-2, -1)))
+    return torch.stack(rows)
+
+
+@register
+class TorchvisionEngine(TorchEngine):
+    name = "torchvision"
+    config_class = TorchvisionConfig
+
+    def _build_model(self, num_categories: int) -> torch.nn.Module:
+        return build_detector(self.config, num_categories)
+
+    def _batch_losses(self, images, targets):
+        return self.model(images, targets)
+
+    def _predict_tensors(self, images: list[torch.Tensor]) -> list[Detections]:
+        model = self.model
+        original_sizes = [tuple(image.shape[-2:]) for image in images]
+        batch, _ = model.transform(images)
+        if self.config.channels_last:
+            batch.tensors = batch.tensors.contiguous(memory_format=torch.channels_last)
+        features = model.backbone(batch.tensors)
+        proposals, _ = model.rpn(batch, features)
+        found, _ = model.roi_heads(features, proposals, batch.image_sizes)
+        found = model.transform.postprocess(found, batch.image_sizes, original_sizes)
+        embeddings = pooled_embeddings(features, batch.tensors.shape, batch.image_sizes)
+        categories = self._category_array()
+        out = []
+        for result, embedding in zip(found, embeddings, strict=True):
+            labels = result["labels"].numpy()
+            out.append(
+                Detections(
+                    boxes=result["boxes"].numpy().astype(np.float32),
+                    scores=result["scores"].numpy().astype(np.float32),
+                    labels=categories[labels - 1],
+                    class_probs=result["class_probs"].numpy().astype(np.float32),
+                    embedding=embedding.numpy().astype(np.float32),
+                )
+            )
+        return out

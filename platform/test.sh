@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up .venv and run the whole test suite against real PostgreSQL and Redis.
+# DATABASE_URL / CELERY_BROKER_URL default to the local services; the suite fails (it
+# never falls back to SQLite) when they cannot be reached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+platform/bootstrap.sh dev
+
+export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
+export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
+export SECRET_KEY="${SECRET_KEY:-test-suite-secret-key-not-for-production}"
+export PLATFORM_TEST_REQUIRE_SERVICES=1
+export VAR_DIR="${VAR_DIR:-$PWD/var/test}"
+exec .venv/bin/python -m pytest "$@"
