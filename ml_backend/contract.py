@@ -63,11 +63,13 @@ class Detections:
 class Snapshot:
     """A frozen COCO training set: the annotation file and the folder its
     ``file_name`` values are relative to. ``val_annotations`` (optional) is the frozen
-    validation split used for early stopping."""
+    validation split used for early stopping; its images are in ``val_images_dir``
+    (default: ``images_dir``)."""
 
     annotations: Path
     images_dir: Path
     val_annotations: Path | None = None
+    val_images_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -110,20 +110,21 @@ def coco_metrics(
     coco: COCO, predictions: dict[int, Detections]
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """COCO APs, and ``COCOeval``'s precision array (None without predictions)."""
-    categories = coco.loadCats(coco.getCatIds())
-    has_truth = {c["id"]: bool(coco.getAnnIds(catIds=[c["id"]], iscrowd=False)) for c in categories}
     results = _coco_results(predictions)
     if not results:
-        zero_or_none = 0.0 if any(has_truth.values()) else None
-        per_category = {
-            c["name"]: {
-                "ap": 0.0 if has_truth[c["id"]] else None,
-                "ap50": 0.0 if has_truth[c["id"]] else None,
-            }
-            for c in categories
-        }
-        summary = {"map": zero_or_none, "map50": zero_or_none, "map75": zero_or_none}
-        return {**summary, "per_category": per_category}, None
+        # pycocotools cannot load an empty result list; nothing found means AP 0
+        # wherever there was something to find.
+        per_category = {}
+        for category in coco.loadCats(coco.getCatIds()):
+            ap = 0.0 if coco.getAnnIds(catIds=[category["id"]], iscrowd=False) else None
+            per_category[category["name"]] = {"ap": ap, "ap50": ap}
+        overall = 0.0 if coco.getAnnIds(iscrowd=False) else None
+        return {
+            "map": overall,
+            "map50": overall,
+            "map75": overall,
+            "per_category": per_category,
+        }, None
 
     evaluator = COCOeval(coco, _quietly(coco.loadRes, results), "bbox")
     _quietly(evaluator.evaluate)

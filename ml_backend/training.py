@@ -156,7 +156,7 @@ def validation_map50(
     images_dir: Path,
     batch_size: int = 4,
 ) -> float:
-    """mAP50 of ``predict`` on a COCO validation split (``ml_backend.evaluation``)."""
+    """COCO mAP50 of ``predict`` on a validation split (``ml_backend.evaluation``)."""
     from ml_backend.evaluation import evaluate_detections
 
     samples = load_samples(load_coco(annotations), images_dir)
@@ -165,4 +165,5 @@ def validation_map50(
         chunk = samples[start : start + batch_size]
         found = predict([read_image(s.path) for s in chunk])
         predictions.update({s.image_id: d for s, d in zip(chunk, found, strict=True)})
-    return float(evaluate_detections(Path(annotations), predictions)["mAP50"])
+    map50 = evaluate_detections(Path(annotations), predictions)["map50"]
+    return 0.0 if map50 is None else float(map50)  # None: the split has no fracture at all

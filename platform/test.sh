@@ -11,4 +11,5 @@ export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
 export SECRET_KEY="${SECRET_KEY:-test-suite-secret-key-not-for-production}"
 export PLATFORM_TEST_REQUIRE_SERVICES=1
 export VAR_DIR="${VAR_DIR:-$PWD/var/test}"
+mkdir -p "$VAR_DIR/static"
 exec .venv/bin/python -m pytest "$@"

@@ -114,7 +114,8 @@ def write_coco(dataset: Dataset, splits: list[str], out: Path) -> dict:
     handle, temp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(coco, stream, separators=(",", ":"))
+            # dumps (one shot) uses the C encoder; dump() to a stream would not
+            stream.write(json.dumps(coco, separators=(",", ":")))
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp_name, out)

@@ -131,6 +131,15 @@ class TorchEngine(Engine):
             raise CheckpointError(f"{path}: neither an ml_backend checkpoint nor a state_dict")
         return state
 
+    def _load_state(
+        self, model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, foreign: bool
+    ) -> None:
+        """Put ``state`` into ``model`` (strictly; ``foreign``: from a bare weights file)."""
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: weights do not fit {self.name}/{self.config.architecture}: {exc}") from None
+
     def _extra_payload(self) -> dict[str, Any]:
         """Plain data an engine stores beside the weights (e.g. its framework config)."""
         return {}
@@ -188,7 +197,10 @@ class TorchEngine(Engine):
         validate = None
         if snapshot.val_annotations is not None:
             validate = partial(
-                validation_map50, self.predict, snapshot.val_annotations, snapshot.images_dir
+                validation_map50,
+                self.predict,
+                snapshot.val_annotations,
+                snapshot.val_images_dir or snapshot.images_dir,
             )
         self._outcome = fine_tune(
             self.model,
@@ -242,19 +254,16 @@ class TorchEngine(Engine):
                 raise CheckpointError(f"{path}: architecture {stored.architecture!r}, not {wanted!r}")
             self.config = self.config_class.from_json({**stored.to_json(), **self._overrides})
             self._category_ids = [int(c) for c in payload["category_ids"]]
-            state = payload["state_dict"]
+            state, foreign = payload["state_dict"], False
         else:
             if not self._category_ids:
                 raise CheckpointError(
                     f"{path}: a bare state_dict carries no category ids; "
                     "construct the engine with category_ids=... first"
                 )
-            state = self._foreign_state_dict(payload, path)
+            state, foreign = self._foreign_state_dict(payload, path), True
         model = self._build_model(len(self._category_ids))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}: weights do not fit {self.version}: {exc}") from None
+        self._load_state(model, state, path, foreign)
         self._model = model.eval()
         self._sha256 = sha256_file(path)
         self._outcome = None

@@ -12,6 +12,28 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+__all__ = [
+    "LABELED_STATUSES",
+    "SAMPLEABLE_SPLITS",
+    "Annotation",
+    "AnnotationRevision",
+    "AnnotationSource",
+    "AppendOnlyQuerySet",
+    "Category",
+    "Dataset",
+    "Image",
+    "ImageSource",
+    "Membership",
+    "Photometric",
+    "ReviewStatus",
+    "RevisionAction",
+    "Role",
+    "Split",
+    "ValidationSplitFrozen",
+    "image_storage_path",  # referenced by migrations
+    "original_storage_path",
+]
+
 
 class ValidationSplitFrozen(ValidationError):
     """An image would enter or leave a frozen validation split."""

@@ -1,0 +1,245 @@
+"""``python -m ml_backend train | predict | rank | evaluate`` on a COCO folder.
+
+A COCO folder is an annotation file whose ``file_name`` values are relative to an image
+folder: ``--images`` or, by default, ``images/`` beside the annotation file (the layout
+``ml_backend.phantoms.generate_dataset`` writes) or else the annotation file's folder.
+Bad input ends with a one-line error naming the file and the reason (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ml_backend.checkpoints import CheckpointError
+from ml_backend.coco_dataset import DatasetError, Sample, load_coco, load_samples, read_image
+from ml_backend.contract import Detections, Engine, Progress, Snapshot
+from ml_backend.registry import DEFAULT_ENGINE, EngineUnavailable, get_engine, load_engine
+
+ARCH_ALIASES = {
+    "r50": "resnet50_fpn_v2",
+    "resnet50_fpn_v2": "resnet50_fpn_v2",
+    "mobilenet_v3": "mobilenet_v3_large_fpn",
+    "mobilenet_v3_large_fpn": "mobilenet_v3_large_fpn",
+    "R50-FPN": "R50-FPN",
+    "R101-FPN": "R101-FPN",
+}
+PREDICT_CHUNK = 16
+
+
+class InputError(Exception):
+    """Bad command-line input; reported as ``error: <message>``."""
+
+
+def existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{path}: no such file")
+    return path
+
+
+def existing_dir(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: no such folder")
+    return path
+
+
+def config_item(value: str) -> tuple[str, Any]:
+    """``key=value`` with ``value`` read as JSON when it parses (numbers, lists, true)."""
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected key=value")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def images_dir_for(annotations: Path, given: Path | None) -> Path:
+    if given is not None:
+        return given
+    beside = annotations.parent / "images"
+    return beside if beside.is_dir() else annotations.parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml_backend", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_coco(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--coco", type=existing_file, required=True, help="COCO annotation file")
+        sub.add_argument("--images", type=existing_dir, help="image folder (default: see above)")
+
+    train = commands.add_parser("train", help="train or fine-tune, write a checkpoint")
+    add_coco(train)
+    train.add_argument("--val-coco", type=existing_file, help="validation COCO file (early stop)")
+    train.add_argument("--val-images", type=existing_dir)
+    train.add_argument("--engine", default=DEFAULT_ENGINE)
+    train.add_argument("--arch", choices=sorted(ARCH_ALIASES), help="architecture")
+    train.add_argument("--init-weights", type=existing_file, help="checkpoint to fine-tune from")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    train.add_argument("--iterations", type=int, required=True)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--min-size", type=int)
+    train.add_argument("--max-size", type=int)
+    train.add_argument("--anchor-sizes", type=lambda v: [int(s) for s in v.split(",")])
+    train.add_argument("--eval-every", type=int)
+    train.add_argument("--patience", type=int, dest="early_stop_patience")
+    train.add_argument("--time-limit", type=float, dest="time_limit_s", help="seconds")
+    train.add_argument("--threads", type=int, dest="num_threads")
+    train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--set", type=config_item, action="append", default=[], metavar="KEY=VALUE",
+        help="any other engine config field (repeatable)",
+    )
+
+    for name, text in (
+        ("predict", "write detections as COCO results (+ class_probs)"),
+        ("evaluate", "COCO mAP, mAP50, FROC and image-level metrics"),
+        ("rank", "order the images by an active-learning strategy"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        add_coco(sub)
+        sub.add_argument("--weights", type=existing_file, required=True, help="checkpoint file")
+        sub.add_argument("--threads", type=int, dest="num_threads")
+        sub.add_argument("--out", type=Path, help="JSON file to write (default: stdout)")
+        if name == "predict":
+            sub.add_argument("--score-threshold", type=float, default=0.0)
+        if name == "rank":
+            sub.add_argument("--strategy", default="entropy")
+            sub.add_argument("--n", type=int, dest="n_instances", help="images to select")
+            sub.add_argument("--labelled-coco", type=existing_file,
+                             help="already-labelled images (diversity reference)")
+            sub.add_argument("--labelled-images", type=existing_dir)
+    return parser
+
+
+def train_config(args: argparse.Namespace) -> dict[str, Any]:
+    config = dict(args.set)
+    if args.arch:
+        config["architecture"] = ARCH_ALIASES[args.arch]
+    for key in ("batch_size", "lr", "min_size", "max_size", "anchor_sizes", "eval_every",
+                "early_stop_patience", "time_limit_s", "num_threads", "seed"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    return config
+
+
+def run_train(args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    try:
+        engine = get_engine(args.engine, **train_config(args))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"engine config: {exc}") from None
+    snapshot = Snapshot(
+        annotations=args.coco,
+        images_dir=images_dir_for(args.coco, args.images),
+        val_annotations=args.val_coco,
+        val_images_dir=images_dir_for(args.val_coco, args.val_images) if args.val_coco else None,
+    )
+    started = time.monotonic()
+    with tqdm(total=args.iterations, unit="it", desc="train") as bar:
+
+        def report(progress: Progress) -> None:
+            postfix = {"loss": f"{progress.losses['loss']:.3f}"}
+            if progress.val_map50 is not None:
+                bar.write(f"iteration {progress.iteration}: val mAP50 {progress.val_map50:.3f}")
+                postfix["val_mAP50"] = f"{progress.val_map50:.3f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+
+        checkpoint = engine.train(snapshot, args.init_weights, args.iterations, report, args.out)
+    summary = checkpoint.to_json()
+    history = summary.pop("loss_history")
+    summary["final_loss"] = history[-1]["loss"] if history else None
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    summary["version"] = engine.version
+    return summary
+
+
+def predict_all(engine: Engine, samples: Sequence[Sample]) -> list[Detections]:
+    found: list[Detections] = []
+    for start in range(0, len(samples), PREDICT_CHUNK):
+        found.extend(engine.predict([read_image(s.path) for s in samples[start : start + PREDICT_CHUNK]]))
+    return found
+
+
+def coco_results(samples: Sequence[Sample], found: Sequence[Detections], threshold: float) -> list:
+    results = []
+    for sample, det in zip(samples, found, strict=True):
+        for box, score, label, probs in zip(det.boxes, det.scores, det.labels, det.class_probs, strict=True):
+            if score < threshold:
+                continue
+            x0, y0, x1, y1 = (round(float(v), 2) for v in box)
+            results.append({
+                "image_id": sample.image_id,
+                "category_id": int(label),
+                "bbox": [x0, y0, round(x1 - x0, 2), round(y1 - y0, 2)],
+                "score": round(float(score), 5),
+                "class_probs": [round(float(p), 5) for p in probs],
+            })
+    return results
+
+
+def run_inference(args: argparse.Namespace) -> Any:
+    from ml_backend.engines import predict_hflip
+
+    overrides = {"num_threads": args.num_threads} if args.num_threads else {}
+    engine = load_engine(args.weights, **overrides)
+    samples = load_samples(load_coco(args.coco), images_dir_for(args.coco, args.images))
+    found = predict_all(engine, samples)
+    if args.command == "predict":
+        return {"version": engine.version, "category_ids": engine.category_ids,
+                "results": coco_results(samples, found, args.score_threshold)}
+    if args.command == "evaluate":
+        from ml_backend.evaluation import evaluate_detections
+
+        metrics = evaluate_detections(args.coco, {s.image_id: d for s, d in zip(samples, found, strict=True)})
+        return {"version": engine.version, **metrics}
+
+    import numpy as np
+
+    from ml_backend.selection import rank
+
+    tta = None
+    if args.strategy == "localization":
+        tta = []
+        for start in range(0, len(samples), PREDICT_CHUNK):
+            chunk = samples[start : start + PREDICT_CHUNK]
+            tta.extend(predict_hflip(engine, [read_image(s.path) for s in chunk]))
+    labelled = None
+    if args.labelled_coco:
+        reference = load_samples(
+            load_coco(args.labelled_coco), images_dir_for(args.labelled_coco, args.labelled_images)
+        )
+        labelled = np.stack([d.embedding for d in predict_all(engine, reference)])
+    try:
+        ranking = rank(args.strategy, [s.image_id for s in samples], found, args.n_instances,
+                       labelled_embeddings=labelled, tta_detections=tta)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return {"version": engine.version, **ranking.to_json()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = run_train(args) if args.command == "train" else run_inference(args)
+    except (InputError, DatasetError, CheckpointError, EngineUnavailable) as exc:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
+    text = json.dumps(result, indent=1)
+    if getattr(args, "out", None) is not None and args.command != "train":
+        args.out.write_text(text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
