@@ -110,3 +110,55 @@ class AnnotationRevisionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from annotator import admin_audit  # noqa: E402, F401  (registers the audit log and Label Studio links)
+
+
+@admin.register(models.TrainingPolicy)
+class TrainingPolicyAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "engine", "iterations", "gate_metric", "gate_margin", "retrain_after_new_labels", "ranking_strategy"]
+
+
+@admin.register(models.ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """Versions are created by training or ``manage.py register_weights``; promote and
+    roll back from the training dashboard or the API (each leaves a Promotion row)."""
+
+    list_display = ["name", "dataset", "status", "engine", "gate_passed", "created_at"]
+    list_filter = ["dataset", "status", "engine"]
+    readonly_fields = [f.name for f in models.ModelVersion._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(models.Promotion)
+class PromotionAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "serial", "model_version", "kind", "actor", "created_at"]
+    list_filter = ["dataset", "kind"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(models.TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "dataset", "state", "trigger", "iteration", "total_iterations", "worker_host", "created_at"]
+    list_filter = ["dataset", "state", "trigger"]
+    readonly_fields = [f.name for f in models.TrainingRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(models.Ranking)
+class RankingAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "strategy", "model_version", "image_count", "seconds", "created_at"]
+    list_filter = ["dataset", "strategy"]

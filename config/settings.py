@@ -116,12 +116,39 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# The review page's viewer libraries, installed by `npm ci` (platform/bootstrap.sh) and
+# served from their own dist folders, never copied into the repository.
+STATICFILES_DIRS += [
+    (f"vendor/{prefix}", BASE_DIR / "node_modules" / dist)
+    for prefix, dist in (
+        ("openseadragon", "openseadragon/build/openseadragon"),
+        ("annotorious-openseadragon", "@annotorious/openseadragon/dist"),
+    )
+    if (BASE_DIR / "node_modules" / dist).is_dir()
+]
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# An S3-compatible store for media and weights (workers on other machines read the same
+# files) when S3_BUCKET is set; otherwise the local file system.
+S3_BUCKET = env_str("S3_BUCKET")
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env_str("S3_ENDPOINT_URL"),
+            "region_name": env_str("S3_REGION", "us-east-1"),
+            "access_key": env_str("S3_ACCESS_KEY_ID"),
+            "secret_key": env_str("S3_SECRET_ACCESS_KEY"),
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
 # Uploads: a request body over this many bytes is refused with 413 before it is stored.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 256 * 1024 * 1024, minimum=1024)
 # Decompression-bomb guard: images with more pixels are refused before decoding.
@@ -138,6 +165,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # issue 6: refusals (401/403/404) are written to the audit log; token sign-in is rate-limited
+    "EXCEPTION_HANDLER": "annotator.permissions.audited_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"token": env_str("TOKEN_THROTTLE_RATE", "10/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fracture active-learning platform API",
@@ -146,6 +176,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # issue 6: `check --deploy` is the security gate; schema quality is checked by the
+    # schemathesis test against /api/schema/, not by warnings in the deploy check
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
 # --- Celery -----------------------------------------------------------------------------
@@ -167,15 +200,43 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # the transport expects its folders to exist in every process that uses it
     for _folder in ("queue", "control", "processed"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_IGNORE_RESULT = True  # tasks that answer a waiting request opt in (annotator.analyze)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3 * 3600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600 + 300, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Long work on its own queues, so that GPU machines can run workers for just these.
+CELERY_TASK_ROUTES = {
+    "annotator.tasks.train_model": {"queue": "training"},
+    "annotator.tasks.propose_images": {"queue": "inference"},
+    "annotator.tasks.rank_dataset": {"queue": "inference"},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+# A running training run whose worker sent no heartbeat for this long is failed by the
+# sweeper (the worker was killed or its machine lost).
+TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 300, minimum=5)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-training": {
+        "task": "annotator.tasks.sweep_training",
+        "schedule": float(env_int("TRAINING_SWEEP_SECONDS", 60, minimum=5)),
+    },
+}
+# --- Celery results (issue 6: POST /api/analyze waits for one task's answer) --------------
+# Redis broker -> the same Redis (result keys are namespaced "celery-task-meta-*"); the
+# embedded filesystem broker -> Celery's built-in file backend beside it. Neither needs a
+# new dependency or table; results expire after an hour and are forgotten once read.
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or (
+    CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else f"file://{VAR_DIR / 'celery-results'}"
+)
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+CELERY_RESULT_EXPIRES = 3600
+ANALYZE_TIMEOUT_SECONDS = env_int("ANALYZE_TIMEOUT_SECONDS", 60, minimum=1)
 HEALTH_WORKER_TIMEOUT = float(env_int("HEALTH_WORKER_TIMEOUT_MS", 1500, minimum=100)) / 1000
 
 # --- logging ----------------------------------------------------------------------------
@@ -193,3 +254,29 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- hardening behind HTTPS (issue 6; `manage.py check --deploy` is clean with these set)
+# SECURE_SSL_REDIRECT=1, SECURE_HSTS_SECONDS=31536000, SECURE_COOKIES=1 and, behind a
+# TLS-terminating proxy, SECURE_PROXY_SSL_HEADER=1 (trusts X-Forwarded-Proto: https).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", SECURE_HSTS_SECONDS > 0)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, minimum=300)
+
+# --- sign-in throttle (issue 6; annotator.permissions.ThrottledModelBackend) -------------
+# Failed sign-ins are counted from the audit log, so every web process shares the count.
+AUTHENTICATION_BACKENDS = ["annotator.permissions.ThrottledModelBackend"]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_LIMIT_PER_IP = env_int("LOGIN_FAILURE_LIMIT_PER_IP", 50, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
+
+# --- Label Studio interoperability (issue 6) ---------------------------------------------
+# Task image URLs pushed to Label Studio are signed and expire after this many seconds.
+LABEL_STUDIO_IMAGE_URL_MAX_AGE = env_int("LABEL_STUDIO_IMAGE_URL_MAX_AGE", 30 * 24 * 3600, minimum=60)

@@ -151,7 +151,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         def report(progress: Progress) -> None:
             postfix = {"loss": f"{progress.losses['loss']:.3f}"}
             if progress.val_map50 is not None:
-                bar.write(f"iteration {progress.iteration}: val mAP50 {progress.val_map50:.3f}")
+                bar.write(f"iteration {progress.iteration}: val mAP50 {progress.val_map50:.3f}", sys.stderr)
                 postfix["val_mAP50"] = f"{progress.val_map50:.3f}"
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)

@@ -89,8 +89,9 @@ def fine_tune(
 
     Stops early at ``config.time_limit_s`` or when validation mAP50 (checked every
     ``config.eval_every`` iterations when ``validate`` is given) has not improved for
-    ``config.early_stop_patience`` checks. When validation ran, the model ends with the
-    weights of its best check. ``TrainingCancelled`` from ``on_progress`` propagates.
+    ``config.early_stop_patience`` checks; the last iteration (time limit included) is
+    always checked. When validation ran, the model ends with the weights of its best
+    check. ``TrainingCancelled`` from ``on_progress`` propagates.
     """
     if not samples:
         raise ValueError("the training snapshot has no images")
@@ -124,9 +125,12 @@ def fine_tune(
         outcome.loss_history.append(record)
         outcome.iterations = iteration
 
+        out_of_time = (
+            config.time_limit_s is not None and time.monotonic() - started >= config.time_limit_s
+        )
         val_map50 = None
         if validate is not None and config.eval_every > 0 and (
-            iteration % config.eval_every == 0 or iteration == iterations
+            iteration % config.eval_every == 0 or iteration == iterations or out_of_time
         ):
             val_map50 = validate()
             model.train()
@@ -141,7 +145,7 @@ def fine_tune(
         if 0 < config.early_stop_patience <= checks_without_gain:
             outcome.stop_reason = "early_stop"
             break
-        if config.time_limit_s is not None and time.monotonic() - started >= config.time_limit_s:
+        if out_of_time:
             outcome.stop_reason = "time_limit"
             break
     if best_state is not None:

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 platform/bootstrap.sh dev
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright.
+command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"

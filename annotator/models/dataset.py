@@ -204,12 +204,12 @@ class Image(models.Model):
     def __str__(self) -> str:
         return self.file_name
 
-    def clean(self) -> None:
-        self.check_validation_split_frozen()
-
     def save(self, *args, **kwargs):
         self.check_validation_split_frozen()
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        self.check_validation_split_frozen()
 
     def check_validation_split_frozen(self) -> None:
         """Once a dataset's validation split is frozen, no image enters or leaves it."""

@@ -133,6 +133,9 @@ class Prediction(models.Model):
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="predictions")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
     boxes = models.JSONField(help_text="[{bbox: [x, y, w, h], category: coco_id, score, probs: [...]}]")
+    flipped_boxes = models.JSONField(
+        null=True, blank=True, help_text="the same under horizontal-flip TTA, in original pixels"
+    )
     fracture_probability = models.FloatField(help_text="the highest box score, 0 with no box")
     embedding = models.BinaryField(help_text="float32 little-endian vector")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -179,6 +182,9 @@ class RankedImage(models.Model):
             models.UniqueConstraint(fields=["ranking", "image"], name="image_once_per_ranking"),
             models.UniqueConstraint(fields=["ranking", "position"], name="position_once_per_ranking"),
         ]
+
+    def __str__(self) -> str:
+        return f"#{self.position} image {self.image_id} ({self.score:.3f})"
 
 
 class RunState(models.TextChoices):

@@ -105,3 +105,139 @@ def create_boxes(boxes: Sequence[NewBox], *, actor=None, reason: str = "") -> li
             batch_size=1000,
         )
     return created
+
+
+# --- edits from the review page (optimistic locking on ``Annotation.version``) ----------
+
+
+class VersionConflict(Exception):
+    """The box changed since the reader saw it; ``current`` is its state now (with id and
+    version), for the conflict view."""
+
+    def __init__(self, current: dict):
+        super().__init__(f"box {current['id']} is at version {current['version']}")
+        self.current = current
+
+
+class NotAProposal(ValueError):
+    """Only model proposals can be accepted."""
+
+
+def box_state(annotation: Annotation) -> dict:
+    """A box as the review page sees it: its snapshot plus id, version and author."""
+    return {
+        "id": annotation.pk,
+        "version": annotation.version,
+        "image": annotation.image_id,
+        "author": annotation.author.get_username() if annotation.author_id else None,
+        **annotation.snapshot(),
+    }
+
+
+def _locked_box(annotation_id: int, expected_version: int) -> Annotation:
+    """The box, locked, if it is still at ``expected_version``; else VersionConflict.
+    A deleted box is a conflict too: someone removed it since the reader saw it."""
+    annotation = (
+        Annotation.objects.select_for_update(of=("self",))
+        .select_related("image", "category", "author")
+        .get(pk=annotation_id)
+    )
+    if annotation.version != expected_version or annotation.is_deleted:
+        raise VersionConflict(box_state(annotation))
+    return annotation
+
+
+def _write_revision(annotation: Annotation, before: dict, action: str, actor, reason: str) -> None:
+    annotation.version += 1
+    annotation.save()
+    AnnotationRevision.objects.create(
+        annotation=annotation, version=annotation.version, action=action, actor=actor,
+        reason=reason, before=before, after=annotation.snapshot(),
+    )
+
+
+def update_box(annotation_id: int, expected_version: int, changes: dict, actor, reason: str = "review") -> Annotation:
+    """Move, resize or re-class a box if it is still at ``expected_version``.
+
+    ``changes`` holds any of ``x, y, w, h`` (pixels) and ``category`` (COCO id of the
+    image's dataset). An edited proposal becomes a human box (its score and model version
+    stay, for traceability). Locks the box row (``select_for_update``) for the compare-
+    and-write; raises ``VersionConflict``, ``InvalidBox`` or ``Annotation.DoesNotExist``
+    and then writes nothing.
+    """
+    unknown = set(changes) - {"x", "y", "w", "h", "category"}
+    if unknown:
+        raise InvalidBox(f"cannot change {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        annotation = _locked_box(annotation_id, expected_version)
+        before = annotation.snapshot()
+        image = annotation.image
+        x, y, w, h = (changes.get(k, getattr(annotation, k)) for k in ("x", "y", "w", "h"))
+        validate_box(x, y, w, h, image.width, image.height)
+        annotation.x, annotation.y, annotation.w, annotation.h = clamp_to_image(
+            x, y, w, h, image.width, image.height
+        )
+        if "category" in changes:
+            annotation.category = _category_of(image, changes["category"])
+        annotation.source = AnnotationSource.HUMAN
+        annotation.author = actor
+        _write_revision(annotation, before, RevisionAction.UPDATED, actor, reason)
+    return annotation
+
+
+def _category_of(image: Image, coco_id) -> Category:
+    category = None
+    if isinstance(coco_id, int) and not isinstance(coco_id, bool):
+        category = Category.objects.filter(dataset_id=image.dataset_id, coco_id=coco_id).first()
+    if category is None:
+        raise InvalidBox(f"category {coco_id!r} is not one of this dataset's categories")
+    return category
+
+
+def delete_box(annotation_id: int, expected_version: int, actor, reason: str = "review") -> Annotation:
+    """Soft-delete a box (``is_deleted``) if it is still at ``expected_version``, with a
+    revision. Locks the box row; raises ``VersionConflict`` and then writes nothing."""
+    with transaction.atomic():
+        annotation = _locked_box(annotation_id, expected_version)
+        before = annotation.snapshot()
+        annotation.is_deleted = True
+        _write_revision(annotation, before, RevisionAction.DELETED, actor, reason)
+    return annotation
+
+
+def accept_proposal(annotation_id: int, expected_version: int, actor, reason: str = "accepted") -> Annotation:
+    """Confirm a model proposal as it is: source becomes human, geometry, class, score
+    and model version stay. Locks the box row; raises ``VersionConflict`` or
+    ``NotAProposal`` and then writes nothing."""
+    with transaction.atomic():
+        annotation = _locked_box(annotation_id, expected_version)
+        if annotation.source != AnnotationSource.MODEL:
+            raise NotAProposal(f"box {annotation_id} is not a model proposal")
+        before = annotation.snapshot()
+        annotation.source = AnnotationSource.HUMAN
+        annotation.author = actor
+        _write_revision(annotation, before, RevisionAction.UPDATED, actor, reason)
+    return annotation
+
+
+def accept_proposals_above(image: Image, threshold: float, actor) -> list[Annotation]:
+    """Accept every proposal of ``image`` scoring at least ``threshold``, each with its
+    revision, in one transaction. Locks the proposals' rows, so a concurrent edit of one
+    of them either lands first (the box is then human and left alone) or waits."""
+    accepted = []
+    with transaction.atomic():
+        proposals = (
+            Annotation.objects.select_for_update(of=("self",))
+            .select_related("category")
+            .filter(image=image, source=AnnotationSource.MODEL, is_deleted=False, score__gte=threshold)
+        )
+        for annotation in proposals:
+            accepted.append(accept_proposal(annotation.pk, annotation.version, actor))
+    return accepted
+
+
+def add_box(image: Image, coco_id, x, y, w, h, actor) -> Annotation:
+    """A reader's new box on ``image`` (class by COCO id), with its first revision.
+    Raises ``InvalidBox`` for an unknown class or a box outside the image."""
+    (annotation,) = create_boxes([NewBox(image, _category_of(image, coco_id), x, y, w, h)], actor=actor, reason="review")
+    return annotation

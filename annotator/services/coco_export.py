@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from annotator.models import Annotation, AnnotationSource, Dataset, Image, Split
+from annotator.models import LABELED_STATUSES, Annotation, AnnotationSource, Dataset, Image, Split
 
 EXPORT_FORMAT_VERSION = "1.0"
 
@@ -42,13 +42,20 @@ def dataset_media_prefix(dataset: Dataset) -> str:
     return f"datasets/{dataset.pk}/"
 
 
-def build_coco(dataset: Dataset, splits: list[str]) -> dict:
+def build_coco(dataset: Dataset, splits: list[str], *, labeled_only: bool = False) -> dict:
+    """The COCO dict of ``splits``; ``labeled_only`` keeps images a reader (or the
+    imported ground truth) finished: what a training snapshot is made of."""
     prefix = dataset_media_prefix(dataset)
+    images_query = Image.objects.filter(dataset=dataset, split__in=splits)
+    if labeled_only:
+        images_query = images_query.labeled()
     images = []
-    for pk, name, width, height, split, status, original_name in (
-        Image.objects.filter(dataset=dataset, split__in=splits)
-        .order_by("pk")
-        .values_list("pk", "file", "width", "height", "split", "status", "file_name")
+    for pk, name, width, height, split, status, original_name, photometric, bits in (
+        images_query.order_by("pk")
+        .values_list(
+            "pk", "file", "width", "height", "split", "status", "file_name",
+            "photometric_interpretation", "bit_depth",
+        )
         .iterator(chunk_size=5000)
     ):
         images.append(
@@ -60,6 +67,8 @@ def build_coco(dataset: Dataset, splits: list[str]) -> dict:
                 "split": split,
                 "status": status,
                 "original_file_name": original_name,
+                "photometric_interpretation": photometric,
+                "bit_depth": bits,
             }
         )
     annotations = [
@@ -77,6 +86,7 @@ def build_coco(dataset: Dataset, splits: list[str]) -> dict:
                 image__split__in=splits,
                 source=AnnotationSource.HUMAN,
                 is_deleted=False,
+                **({"image__status__in": LABELED_STATUSES} if labeled_only else {}),
             )
             .order_by("pk")
             .values_list("pk", "image_id", "category__coco_id", "x", "y", "w", "h")

@@ -22,6 +22,7 @@ from annotator.models import Dataset, ImageSource, ReviewStatus, Split
 from annotator.services.annotations import InvalidBox, NewBox, create_boxes, validate_box
 from annotator.services.datasets import InvalidCategory, resolve_category
 from annotator.services.ingest import file_journal, store_image
+from annotator.tasks import enqueue_proposals_for_new_images
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
 MAX_REPORTED_ERRORS = 10
@@ -282,6 +283,7 @@ def import_coco(
                 raise CocoImportError(f"{path}: {exc}") from exc
 
         new_boxes: list[NewBox] = []
+        new_image_ids: list[int] = []
         for image in coco.images:
             boxes = coco.boxes_by_image.get(image.id, [])
             if images_only or not image.labeled:
@@ -298,6 +300,7 @@ def import_coco(
                 report.images_existing += 1
                 continue
             report.images_created += 1
+            new_image_ids.append(stored.image.pk)
             report.negatives_created += status == ReviewStatus.NEGATIVE
             if not images_only:
                 new_boxes.extend(
@@ -307,10 +310,13 @@ def import_coco(
             file_name = path.relative_to(locator.root).as_posix()
             status = ReviewStatus.UNLABELED if images_only else ReviewStatus.NEGATIVE
             stored = store(path, file_name, status)
+            if stored.created:
+                new_image_ids.append(stored.image.pk)
             report.images_created += stored.created
             report.images_existing += not stored.created
             report.negatives_created += stored.created and status == ReviewStatus.NEGATIVE
         report.boxes_created = len(
             create_boxes(new_boxes, actor=actor, reason=f"coco import: {annotations_path.name}")
         )
+        enqueue_proposals_for_new_images(dataset.pk, new_image_ids)
     return report

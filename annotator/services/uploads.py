@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
 from annotator.services.ingest import StoredImage, store_image
+from annotator.tasks import enqueue_proposals_for_new_images
 
 
 class UploadTooLarge(ValueError):
@@ -32,4 +33,7 @@ def accept_upload(dataset, uploaded: UploadedFile, *, split: str, source: str) -
             f"{uploaded.name} is {uploaded.size} bytes, over the upload limit of "
             f"{settings.MAX_UPLOAD_BYTES} bytes"
         )
-    return store_image(dataset, uploaded.read(), uploaded.name, source=source, split=split)
+    stored = store_image(dataset, uploaded.read(), uploaded.name, source=source, split=split)
+    if stored.created:
+        enqueue_proposals_for_new_images(dataset.pk, [stored.image.pk])
+    return stored

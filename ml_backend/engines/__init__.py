@@ -1,8 +1,8 @@
 """What the torch-based engines share: settings, checkpoint files, the training run.
 
-An engine subclasses ``TorchEngine`` and supplies four pieces: build a randomly
+An engine subclasses ``TorchEngine`` and supplies three pieces: build a randomly
 initialised model for K categories, compute the training loss dict of a batch, predict a
-batch, and (optionally) read a foreign weights file. Loading, saving, versioning,
+batch; optionally also how to read and load a weights file of its framework's own. Loading, saving, versioning,
 preprocessing, augmentation and the training run itself live here, once.
 """
 
@@ -36,7 +36,7 @@ from ml_backend.contract import (
     ProgressCallback,
     Snapshot,
 )
-from ml_backend.preprocessing import normalise
+from ml_backend.preprocessing import normalise, to_tensor
 from ml_backend.training import TrainingOutcome, fine_tune, seed_everything, validation_map50
 
 
@@ -286,7 +286,7 @@ class TorchEngine(Engine):
         return normalise(image, c.normalisation, c.percentile_low, c.percentile_high, c.equalize)
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self._normalise(image)).expand(3, -1, -1)
+        return to_tensor(self._normalise(image))
 
     def _label_indices(self, category_ids: np.ndarray, sample: Sample) -> torch.Tensor:
         index = {c: i + 1 for i, c in enumerate(self._category_ids)}

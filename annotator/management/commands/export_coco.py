@@ -4,8 +4,14 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.models import Dataset
-from annotator.services.coco_export import ExportError, dataset_media_prefix, parse_splits, write_coco
+from annotator.models import AuditAction, Dataset
+from annotator.services.audit import record_event
+from annotator.services.coco_export import (
+    ExportError,
+    dataset_media_prefix,
+    parse_splits,
+    write_coco,
+)
 
 
 class Command(BaseCommand):
@@ -31,6 +37,9 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"{options['out']}: cannot be written: {exc}") from exc
         elapsed = time.perf_counter() - started
+        record_event(None, None, AuditAction.DATASET_EXPORTED, dataset=dataset, obj=dataset,
+                     details={"splits": splits, "images": len(coco["images"]), "via": "command",
+                              "out": str(options["out"])})
         images_dir = Path(settings.MEDIA_ROOT) / dataset_media_prefix(dataset)
         self.stdout.write(
             self.style.SUCCESS(

@@ -1,0 +1,494 @@
+// The reading page: worklist navigation, box editing (Annotorious on OpenSeadragon),
+// window/level, autosave through the outbox, conflicts, undo/redo and shortcuts.
+// Data from the server is only ever written with textContent.
+/* global AnnotoriousOSD */
+import { Outbox } from "./outbox.js";
+import { XrayViewer, fetchPixels } from "./viewer.js";
+
+const config = JSON.parse(document.getElementById("review-config").textContent);
+const $ = (id) => document.getElementById(id);
+const API = "/api/review";
+const FINISHED = new Set(["labeled", "negative", "skipped"]);
+const HEARTBEAT_MS = 60_000;
+const COLORS = { model: "#ffb020", human: "#39d98a" };
+
+let current = null;          // the open image's payload
+let boxes = new Map();       // localId -> {localId, id, version, category, x, y, w, h, source, score, deleted}
+let selected = null;
+let category = null;         // class for new boxes
+let undoStack = [];
+let redoStack = [];
+let outbox = null;
+let applying = false;        // true while the page itself changes Annotorious
+
+const viewer = new XrayViewer($("viewer"), { onWindowChange: showWindow });
+const anno = AnnotoriousOSD.createOSDAnnotator(viewer.osd, {
+  drawingEnabled: config.canWrite, drawingMode: "click", autoSave: true, userSelectAction: "EDIT",
+});
+anno.setDrawingTool("rectangle");
+anno.setStyle((a, state) => {
+  const box = boxes.get(a.id);
+  const color = COLORS[box?.source || "human"];
+  return { stroke: color, strokeWidth: state?.selected ? 3 : 2, fill: color, fillOpacity: state?.selected ? 0.18 : 0.06 };
+});
+window.review = { viewer, anno, boxes: () => boxes, outbox: () => outbox, current: () => current };
+
+// --- helpers ----------------------------------------------------------------------------
+
+function csrf() {
+  const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
+async function call(method, url, body) {
+  const response = await fetch(url, {
+    method, credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, data: await response.json().catch(() => ({})) };
+}
+
+function toast(message, kind = "info") {
+  const el = $("toast");
+  el.textContent = message;
+  el.dataset.kind = kind;
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { el.hidden = true; }, 5000);
+}
+
+function setSaveState(name, detail) {
+  const el = $("save-state");
+  el.dataset.state = name;
+  el.textContent = {
+    saving: `Saving… (${detail} pending)`, saved: "All changes saved", offline: "Offline: changes kept, retrying",
+    expired: "Session expired: sign in again, your changes are kept", conflict: "Conflict: choose below",
+  }[name] || name;
+  $("login-link").hidden = name !== "expired";
+  $("login-link").href = `/accounts/login/?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
+const categoryName = (cocoId) => current.categories.find((c) => c.coco_id === cocoId)?.name ?? `class ${cocoId}`;
+const snapshot = (b) => ({ category: b.category, x: b.x, y: b.y, w: b.w, h: b.h, deleted: !!b.deleted });
+const geometry = (b) => ({ x: b.x, y: b.y, w: b.w, h: b.h });
+
+function clampToImage(g) {
+  const W = current.image.width, H = current.image.height;
+  const x0 = Math.min(Math.max(g.x, 0), W), y0 = Math.min(Math.max(g.y, 0), H);
+  const x1 = Math.min(Math.max(g.x + g.w, 0), W), y1 = Math.min(Math.max(g.y + g.h, 0), H);
+  return { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
+}
+
+function toAnnotation(b) {
+  return {
+    id: b.localId, bodies: [],
+    target: { annotation: b.localId, selector: { type: "RECTANGLE", geometry: {
+      x: b.x, y: b.y, w: b.w, h: b.h, bounds: { minX: b.x, minY: b.y, maxX: b.x + b.w, maxY: b.y + b.h },
+    } } },
+  };
+}
+
+function withoutEvents(fn) {
+  applying = true;
+  try { fn(); } finally { applying = false; }
+}
+
+function persistState() {
+  outbox?.save({ boxes: [...boxes.values()] });
+}
+
+// --- drawing: state -> Annotorious, labels and side panel ---------------------------------
+
+function redrawBox(b) {
+  withoutEvents(() => {
+    if (b.deleted) {
+      if (anno.getAnnotationById(b.localId)) anno.removeAnnotation(b.localId);
+    } else if (anno.getAnnotationById(b.localId)) {
+      anno.updateAnnotation(toAnnotation(b));
+    } else {
+      anno.addAnnotation(toAnnotation(b));
+    }
+  });
+  refresh();
+}
+
+function refresh() {
+  placeLabels();
+  renderPanel();
+}
+
+function placeLabels() {
+  const layer = $("labels");
+  layer.replaceChildren();
+  if (!current) return;
+  for (const b of boxes.values()) {
+    if (b.deleted) continue;
+    const p = viewer.imageToScreen(b.x, b.y);
+    const label = document.createElement("span");
+    label.className = `box-label ${b.source}`;
+    label.textContent = b.source === "model" ? `${categoryName(b.category)} ${b.score.toFixed(2)}` : categoryName(b.category);
+    label.style.transform = `translate(${Math.round(p.x)}px, ${Math.round(p.y) - 18}px)`;
+    layer.append(label);
+  }
+}
+
+function renderPanel() {
+  const list = $("box-list");
+  list.replaceChildren();
+  const shown = [...boxes.values()].filter((b) => !b.deleted);
+  for (const b of shown) {
+    const row = document.createElement("li");
+    row.className = `${b.source}${b.localId === selected ? " selected" : ""}`;
+    row.dataset.localId = b.localId;
+    const name = document.createElement("span");
+    name.textContent = categoryName(b.category);
+    const info = document.createElement("span");
+    info.className = "muted";
+    info.textContent = b.source === "model" ? `proposal ${b.score.toFixed(2)}` : "confirmed";
+    row.append(name, info);
+    row.addEventListener("click", () => select(b.localId));
+    list.append(row);
+  }
+  $("box-count").textContent = `${shown.length} box(es), ${shown.filter((b) => b.source === "model").length} proposal(s)`;
+  $("class-select").value = String(selected ? boxes.get(selected)?.category : category);
+}
+
+function select(localId) {
+  selected = localId;
+  withoutEvents(() => (localId ? anno.setSelected(localId) : anno.cancelSelected()));
+  renderPanel();
+}
+
+viewer.osd.addHandler("update-viewport", placeLabels);
+
+// --- edits -> outbox ----------------------------------------------------------------------
+
+function record(localId, before, after) {
+  undoStack.push({ localId, before, after });
+  redoStack = [];
+}
+
+function queue(op) {
+  outbox.push({ imageId: current.image.id, ...op }, { boxes: [...boxes.values()] });
+}
+
+function createBox(localId, g, cls, { remember = true } = {}) {
+  const b = { localId, id: null, version: null, category: cls, ...clampToImage(g), source: "human", score: null, deleted: false };
+  boxes.set(localId, b);
+  queue({ kind: "create", localId, payload: { category: b.category, ...geometry(b) } });
+  if (remember) record(localId, { deleted: true }, snapshot(b));
+  redrawBox(b);
+  return b;
+}
+
+function changeBox(localId, changes, { remember = true } = {}) {
+  const b = boxes.get(localId);
+  if (!b || b.deleted) return;
+  const before = snapshot(b);
+  Object.assign(b, changes);
+  Object.assign(b, clampToImage(b));
+  b.source = "human";
+  queue({ kind: "update", localId, payload: { category: b.category, ...geometry(b) } });
+  if (remember) record(localId, before, snapshot(b));
+  redrawBox(b);
+}
+
+function deleteBox(localId, { remember = true } = {}) {
+  const b = boxes.get(localId);
+  if (!b || b.deleted) return;
+  const before = snapshot(b);
+  b.deleted = true;
+  queue({ kind: "delete", localId });
+  if (remember) record(localId, before, snapshot(b));
+  if (selected === localId) selected = null;
+  redrawBox(b);
+}
+
+function restoreBox(localId, target) {
+  // a deleted box comes back as a new box on the server
+  const b = boxes.get(localId);
+  Object.assign(b, { ...target, deleted: false, id: null, version: null, source: "human" });
+  queue({ kind: "create", localId, payload: { category: b.category, ...geometry(b) } });
+  redrawBox(b);
+}
+
+function applySnapshot(localId, target) {
+  const b = boxes.get(localId);
+  if (target.deleted) deleteBox(localId, { remember: false });
+  else if (b.deleted) restoreBox(localId, target);
+  else changeBox(localId, { category: target.category, ...geometry(target) }, { remember: false });
+}
+
+function undo() {
+  const step = undoStack.pop();
+  if (!step) return toast("Nothing to undo");
+  applySnapshot(step.localId, step.before);
+  redoStack.push(step);
+}
+
+function redo() {
+  const step = redoStack.pop();
+  if (!step) return toast("Nothing to redo");
+  applySnapshot(step.localId, step.after);
+  undoStack.push(step);
+}
+
+function acceptSelected() {
+  const b = boxes.get(selected);
+  if (!b || b.source !== "model") return toast("Select a proposal to accept");
+  b.source = "human";
+  queue({ kind: "accept", localId: b.localId });
+  redrawBox(b);
+}
+
+function acceptAll() {
+  const threshold = Number($("accept-threshold").value);
+  let n = 0;
+  for (const b of boxes.values()) {
+    if (!b.deleted && b.source === "model" && b.score >= threshold) { b.source = "human"; n++; redrawBox(b); }
+  }
+  queue({ kind: "acceptAll", localId: null, payload: { threshold } });
+  toast(`Accepted ${n} proposal(s) scoring ≥ ${threshold}`);
+}
+
+function setClass(cocoId) {
+  if (!current.categories.some((c) => c.coco_id === cocoId)) return;
+  if (selected && boxes.get(selected) && !boxes.get(selected).deleted) changeBox(selected, { category: cocoId });
+  else { category = cocoId; renderPanel(); }
+}
+
+anno.on("createAnnotation", (a) => {
+  if (applying) return;
+  const g = a.target.selector.geometry;
+  createBox(a.id, g, category);
+  select(a.id);
+});
+anno.on("updateAnnotation", (a) => {
+  if (applying) return;
+  const g = a.target.selector.geometry;
+  changeBox(a.id, { x: g.x, y: g.y, w: g.w, h: g.h });
+});
+anno.on("deleteAnnotation", (a) => { if (!applying) deleteBox(a.id); });
+anno.on("selectionChanged", (sel) => { if (!applying) { selected = sel[0]?.id ?? null; renderPanel(); } });
+
+// --- outbox <-> server --------------------------------------------------------------------
+
+function requestFor(op) {
+  const b = boxes.get(op.localId);
+  switch (op.kind) {
+    case "create": return { method: "POST", url: `${API}/images/${op.imageId}/annotations/`, body: op.payload };
+    case "update": return { method: "PATCH", url: `${API}/annotations/${b.id}/`, body: { version: b.version, ...op.payload } };
+    case "delete": return { method: "DELETE", url: `${API}/annotations/${b.id}/?version=${b.version}` };
+    case "accept": return { method: "POST", url: `${API}/annotations/${b.id}/accept/`, body: { version: b.version } };
+    case "acceptAll": return { method: "POST", url: `${API}/images/${op.imageId}/accept-all/`, body: op.payload };
+    default: throw new Error(`unknown operation ${op.kind}`);
+  }
+}
+
+function applied(op, data) {
+  const acknowledged = op.kind === "acceptAll" ? data.accepted : [data];
+  for (const state of acknowledged) {
+    const b = op.localId ? boxes.get(op.localId) : [...boxes.values()].find((x) => x.id === state.id);
+    if (!b) continue;
+    Object.assign(b, { id: state.id, version: state.version, source: b.deleted ? b.source : state.source });
+  }
+  persistState();
+  refresh();
+}
+
+function refused(op, status, data) {
+  toast(`Not saved (${status}): ${data.detail || "refused"}`, "error");
+  if (op.kind === "create") {
+    const b = boxes.get(op.localId);
+    b.deleted = true;
+    outbox.dropOpsFor(op.localId);
+    redrawBox(b);
+  }
+}
+
+function describe(state) {
+  if (!state || state.is_deleted) return "deleted";
+  const g = [state.x, state.y, state.w, state.h].map((v) => Math.round(v)).join(", ");
+  return `${categoryName(state.category)} at [${g}] (${state.source === "model" ? "proposal" : "confirmed"})`;
+}
+
+function conflict(op, data) {
+  setSaveState("conflict");
+  const b = boxes.get(op.localId);
+  const theirs = data.current;
+  $("conflict-theirs").textContent = `${describe(theirs)}${theirs.author ? `, by ${theirs.author}` : ""} — version ${theirs.version}`;
+  $("conflict-mine").textContent = op.kind === "delete" ? "delete this box" : describe({ ...b, is_deleted: false, source: "human" });
+  const dialog = $("conflict");
+  dialog.hidden = false;
+  $("conflict-keep").onclick = () => {
+    dialog.hidden = true;
+    b.version = theirs.version;
+    if (theirs.is_deleted && op.kind !== "delete") {
+      Object.assign(op, { kind: "create", payload: { category: b.category, ...geometry(b) } });
+      b.id = null;
+    } else if (theirs.is_deleted) {
+      outbox.dropOpsFor(op.localId);
+    }
+    outbox.retryWithVersion(op);
+  };
+  $("conflict-theirs-btn").onclick = () => {
+    dialog.hidden = true;
+    outbox.dropOpsFor(op.localId);
+    Object.assign(b, {
+      version: theirs.version, category: theirs.category, x: theirs.x, y: theirs.y, w: theirs.w, h: theirs.h,
+      source: theirs.source, deleted: theirs.is_deleted,
+    });
+    persistState();
+    redrawBox(b);
+    outbox.resume();
+  };
+}
+
+const outboxHandlers = { request: requestFor, applied, refused, conflict, state: setSaveState };
+
+// --- images -------------------------------------------------------------------------------
+
+function showWindow(w) {
+  $("wl-center").value = Math.round(w.center);
+  $("wl-width").value = Math.round(w.width);
+  $("wl-readout").textContent = `L ${Math.round(w.center)} / W ${Math.round(w.width)}`;
+}
+
+function showInfo(payload) {
+  const { image, rank } = payload;
+  $("image-name").textContent = image.file_name;
+  $("image-status").textContent = image.status;
+  $("image-meta").textContent = `${image.width}×${image.height}, ${image.bit_depth}-bit ${image.photometric}`;
+  $("rank-info").textContent = rank.position === null
+    ? "not in the current ranking (id order)"
+    : `#${rank.position + 1} by ${rank.strategy}, score ${rank.score.toFixed(3)}`;
+  $("probability").textContent = payload.fracture_probability === null ? "–" : payload.fracture_probability.toFixed(2);
+  $("accept-threshold").value = payload.display_threshold;
+}
+
+function fillClasses(categories) {
+  const select = $("class-select");
+  select.replaceChildren();
+  categories.forEach((c, i) => {
+    const option = document.createElement("option");
+    option.value = String(c.coco_id);
+    option.textContent = i < 9 ? `${i + 1} · ${c.name}` : c.name;
+    select.append(option);
+  });
+}
+
+async function show(payload) {
+  performance.mark("review:image-payload");
+  current = payload;
+  const storageKey = `review-draft:${config.user}:${payload.image.id}`;
+  outbox = new Outbox(storageKey, outboxHandlers);
+  const restored = outbox.draft?.state?.boxes;
+  boxes = new Map((restored || payload.boxes.map((s) => ({
+    localId: `b${s.id}`, id: s.id, version: s.version, category: s.category, x: s.x, y: s.y, w: s.w, h: s.h,
+    source: s.source, score: s.score, deleted: false,
+  }))).map((b) => [b.localId, b]));
+  selected = null;
+  undoStack = [];
+  redoStack = [];
+  category = category ?? payload.categories[0]?.coco_id ?? null;
+  fillClasses(payload.categories);
+  showInfo(payload);
+  history.replaceState(null, "", `?image=${payload.image.id}&filter=${encodeURIComponent(config.filter)}`);
+  const pixels = await fetchPixels(payload.image.pixels_url);
+  await viewer.show(pixels, payload.image);
+  withoutEvents(() => anno.setAnnotations([...boxes.values()].filter((b) => !b.deleted).map(toAnnotation)));
+  refresh();
+  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  performance.mark("review:painted");
+  document.body.dataset.imageId = String(payload.image.id);
+  if (restored && outbox.pending) toast(`Restored ${outbox.pending} unsaved change(s); saving now`);
+  setSaveState(outbox.pending ? "saving" : "saved", outbox.pending);
+  outbox.kick();
+}
+
+async function navigate(url, body, emptyMessage) {
+  if (outbox && !(await outbox.flush())) return toast("Unsaved changes are waiting: resolve them first", "error");
+  performance.mark("review:navigate");
+  const { status, data } = await call("POST", url, body);
+  if (status !== 200) return toast(data.detail || `HTTP ${status}`, "error");
+  if (!data.image) return toast(data.detail || emptyMessage);
+  await show(data);
+}
+
+const next = () => navigate(`${API}/datasets/${config.dataset}/next/`, { filter: config.filter, after: current?.image.id }, "Nothing left");
+const previous = () => navigate(`${API}/datasets/${config.dataset}/previous/`, { after: current?.image.id }, "No earlier image");
+const open = (id) => navigate(`${API}/images/${id}/open/`, {}, "");
+
+async function finish(outcome, reason = "") {
+  if (!current) return;
+  if (!(await outbox.flush())) return toast("Unsaved changes are waiting: resolve them first", "error");
+  const { status, data } = await call("POST", `${API}/images/${current.image.id}/finish/`, { outcome, reason });
+  if (status !== 200) return toast(data.detail || `HTTP ${status}`, "error");
+  outbox.discard();
+  toast(`Saved as ${data.status} (${Math.round(data.seconds)} s)`);
+  await next();
+}
+
+function nextOrFinish() {
+  if (FINISHED.has(current?.image.status)) return next();
+  return finish("labeled");
+}
+
+// --- controls -----------------------------------------------------------------------------
+
+function openSkip() {
+  $("skip-dialog").hidden = false;
+  $("skip-reason").focus();
+}
+
+$("skip-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  $("skip-dialog").hidden = true;
+  finish("skipped", $("skip-reason").value);
+  $("skip-reason").value = "";
+});
+$("skip-cancel").addEventListener("click", () => { $("skip-dialog").hidden = true; });
+$("class-select").addEventListener("change", (e) => setClass(Number(e.target.value)));
+$("wl-apply").addEventListener("click", () => viewer.render({ center: Number($("wl-center").value), width: Number($("wl-width").value) }));
+for (const button of document.querySelectorAll("[data-preset]")) {
+  button.addEventListener("click", () => viewer.preset(button.dataset.preset));
+}
+const actions = {
+  next: nextOrFinish, previous, undo, redo, acceptAll, acceptSelected, skip: openSkip,
+  negative: () => finish("negative"), delete: () => selected && deleteBox(selected),
+  help: () => { $("help").hidden = !$("help").hidden; },
+  reload: () => { outbox?.discard(); open(current.image.id); },
+};
+for (const button of document.querySelectorAll("[data-action]")) {
+  button.addEventListener("click", () => actions[button.dataset.action]());
+}
+
+const KEYS = {
+  n: actions.next, p: actions.previous, a: actions.acceptAll, Enter: actions.acceptSelected,
+  d: actions.delete, Delete: actions.delete, f: actions.negative, s: actions.skip,
+  r: () => viewer.preset("reset"), t: () => viewer.preset("auto"), b: () => viewer.preset("bone"),
+  g: () => viewer.preset("soft"), z: actions.undo, Z: actions.redo, y: actions.redo, "?": actions.help,
+  Escape: () => { $("help").hidden = true; $("skip-dialog").hidden = true; select(null); },
+};
+
+document.addEventListener("keydown", (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.closest("input, textarea, select")) { if (e.key === "Escape") e.target.blur(); return; }
+  if (!current) return;
+  if (/^[1-9]$/.test(e.key)) {
+    const c = current.categories[Number(e.key) - 1];
+    if (c) setClass(c.coco_id);
+  } else if (KEYS[e.key]) {
+    KEYS[e.key]();
+  } else {
+    return;
+  }
+  e.preventDefault();
+  e.stopPropagation();
+}, true);
+
+setInterval(() => { if (current) call("POST", `${API}/images/${current.image.id}/heartbeat/`); }, HEARTBEAT_MS);
+
+const wanted = new URLSearchParams(location.search).get("image");
+(wanted ? open(wanted) : next()).catch((err) => toast(String(err), "error"));
