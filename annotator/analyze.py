@@ -17,7 +17,8 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 
 from annotator.imaging import ImageRejected, decode_image
-from annotator.models import Dataset, Photometric
+from annotator.models import Dataset
+from annotator.services.media import model_view
 from annotator.services.versions import policy_for, production_version, serving_version
 
 
@@ -29,10 +30,7 @@ def model_input(data: bytes, filename: str) -> tuple[np.ndarray, int, int]:
     """Decoded pixels as the model sees them (MONOCHROME1 turned like the training
     loader does), with width and height. Raises ``ImageRejected``."""
     decoded = decode_image(data, filename, max_pixels=settings.MAX_IMAGE_PIXELS)
-    pixels = decoded.pixels
-    if decoded.photometric == Photometric.MONOCHROME1:
-        pixels = (np.iinfo(pixels.dtype).max >> (pixels.dtype.itemsize * 8 - decoded.bit_depth)) - pixels
-    return pixels, decoded.width, decoded.height
+    return model_view(decoded.pixels, decoded.photometric, decoded.bit_depth), decoded.width, decoded.height
 
 
 def analyze_image_bytes(dataset_id: int, data: bytes, filename: str) -> dict:
@@ -70,7 +68,7 @@ def analyze_image_bytes(dataset_id: int, data: bytes, filename: str) -> dict:
     }
 
 
-@shared_task(name="annotator.analyze_image", queue="inference", ignore_result=False, acks_late=False)
+@shared_task(name="annotator.analyze_image", ignore_result=False, acks_late=False)
 def analyze_image(dataset_id: int, data_b64: str, filename: str) -> dict:
     """Celery wrapper; expected failures come back as ``{"error": ...}`` (a plain JSON
     result), so the web process needs no exception types from the worker."""

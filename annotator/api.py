@@ -30,9 +30,9 @@ from annotator.filters import AllowListFilterBackend, Filter, apply_filters, cho
 from annotator.imaging import ImageRejected
 from annotator.models import (
     Annotation,
-    Dataset,
     AnnotationSource,
     AuditAction,
+    Dataset,
     Image,
     ImageSource,
     ModelStatus,

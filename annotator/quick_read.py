@@ -23,23 +23,13 @@ from django.utils.text import get_valid_filename
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
+from annotator.analyze import AnalysisUnavailable, analyze_image_bytes
 from annotator.imaging import ImageRejected, decode_image, encode_png
-from annotator.models import (
-    ImageSource,
-    ModelStatus,
-    ModelVersion,
-    Photometric,
-    QuickRead,
-    QuickReadState,
-)
+from annotator.models import ImageSource, Photometric, QuickRead, QuickReadState
 from annotator.services.datasets import can_write, visible_datasets
 from annotator.services.ingest import store_image
-from annotator.services.review import display_threshold
 from annotator.services.uploads import UploadTooLarge, check_request_size
-
-
-def production_version(dataset) -> ModelVersion | None:
-    return ModelVersion.objects.filter(dataset=dataset, status=ModelStatus.PRODUCTION).first()
+from annotator.services.versions import production_version
 
 
 def windowed_preview(pixels: np.ndarray, center: float, width: float, photometric: str) -> np.ndarray:
@@ -49,13 +39,6 @@ def windowed_preview(pixels: np.ndarray, center: float, width: float, photometri
     if photometric == Photometric.MONOCHROME1:
         shown = 1.0 - shown
     return np.rint(shown * 255).astype(np.uint8)
-
-
-def model_input(pixels: np.ndarray, bit_depth: int, photometric: str) -> np.ndarray:
-    """The engine contract wants MONOCHROME1 already inverted (as the training loader does)."""
-    if photometric == Photometric.MONOCHROME1:
-        return (np.iinfo(pixels.dtype).max >> (pixels.dtype.itemsize * 8 - bit_depth)) - pixels
-    return pixels
 
 
 def create_quick_read(dataset, user, uploaded) -> QuickRead:
@@ -78,41 +61,30 @@ def create_quick_read(dataset, user, uploaded) -> QuickRead:
     return read
 
 
-@shared_task(name="annotator.quick_read.analyze_upload", queue="inference", acks_late=True,
+@shared_task(name="annotator.quick_read.analyze_upload", acks_late=True,
              reject_on_worker_lost=True, soft_time_limit=300, time_limit=330)
 def analyze_upload(quick_read_id: int) -> None:
-    """Run the dataset's production model on one upload; store boxes above the display
-    threshold and the image-level probability (the highest box score). Idempotent: a
-    row that is no longer queued is left alone. Errors are stored on the row."""
+    """Run the dataset's production model on one upload (``analyze_image_bytes``, the
+    same reading ``POST /api/analyze`` gives) and store it on the row. Idempotent: a row
+    that is no longer queued is left alone. Errors are stored on the row."""
     read = QuickRead.objects.select_related("dataset").get(pk=quick_read_id)
     if read.state != QuickReadState.QUEUED:
         return
     version = production_version(read.dataset)
     try:
         if version is None:
-            raise LookupError(f"dataset {read.dataset.name!r} has no production model yet: "
-                              "train and promote one before using quick read")
-        from ml_backend.registry import load_engine  # the worker only: imports torch
-
+            raise AnalysisUnavailable(f"dataset {read.dataset.name!r} has no production model yet: "
+                                      "train and promote one before using quick read")
         with default_storage.open(read.upload.name, "rb") as stored:
-            decoded = decode_image(stored.read(), read.file_name, max_pixels=settings.MAX_IMAGE_PIXELS)
-        engine = load_engine(Path(default_storage.path(version.weights.name)))
-        (found,) = engine.predict([model_input(decoded.pixels, decoded.bit_depth, decoded.photometric)])
+            reading = analyze_image_bytes(read.dataset_id, stored.read(), read.file_name)
     except Exception as exc:  # stored for the page; the task itself succeeds
         QuickRead.objects.filter(pk=read.pk, state=QuickReadState.QUEUED).update(
             state=QuickReadState.FAILED, error=str(exc), model_version=version, finished_at=timezone.now()
         )
         return
-    names = dict(read.dataset.categories.values_list("coco_id", "name"))
-    shown = found.above(display_threshold(read.dataset))
-    boxes = [
-        {"bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], "category": int(label),
-         "category_name": names.get(int(label), str(int(label))), "score": float(score)}
-        for (x0, y0, x1, y1), label, score in zip(shown.boxes, shown.labels, shown.scores, strict=True)
-    ]
     QuickRead.objects.filter(pk=read.pk, state=QuickReadState.QUEUED).update(
-        state=QuickReadState.DONE, model_version=version, boxes=boxes, finished_at=timezone.now(),
-        fracture_probability=float(found.scores.max()) if len(found.scores) else 0.0,
+        state=QuickReadState.DONE, model_version=version, boxes=reading["boxes"], finished_at=timezone.now(),
+        fracture_probability=reading["fracture_probability"],
     )
 
 

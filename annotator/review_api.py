@@ -22,6 +22,7 @@ from annotator.models import SAMPLEABLE_SPLITS, Annotation, Image, Prediction
 from annotator.services import annotations as boxes
 from annotator.services import review
 from annotator.services.datasets import can_write, visible_datasets
+from annotator.services.versions import policy_for
 
 WORKLIST_PAGE = 100
 
@@ -53,15 +54,16 @@ def _writable(request, dataset):
 # --- payloads ---------------------------------------------------------------------------
 
 
-def image_payload(image: Image, user) -> dict:
+def image_payload(image: Image, user, filter_name: str = "todo") -> dict:
     """Everything the page needs to show one image: metadata, classes, shown boxes,
     its place in the ranking, and the reader's session."""
     session = review.open_image(image, user)
     ranking = review.latest_ranking(image.dataset)
     entry = ranking.entries.filter(image=image).first() if ranking else None
-    threshold = review.display_threshold(image.dataset)
+    threshold = policy_for(image.dataset).display_threshold
     shown = image.annotations.filter(is_deleted=False).select_related("category", "author").order_by("id")
     prediction = Prediction.objects.filter(image=image).order_by("-created_at").first()
+    upcoming = review.upcoming_image_id(image.dataset, user, image, filter_name)
     return {
         "image": {
             "id": image.pk, "dataset": image.dataset_id, "file_name": image.file_name,
@@ -83,13 +85,14 @@ def image_payload(image: Image, user) -> dict:
             if a.source == "human" or (a.score is not None and a.score >= threshold)
         ],
         "session": {"id": session.pk, "opened_at": session.opened_at.isoformat()},
+        "prefetch_pixels_url": f"/api/review/images/{upcoming}/pixels/" if upcoming else None,
     }
 
 
-def _image_or_empty(image, user, empty_detail: str) -> Response:
+def _image_or_empty(image, user, empty_detail: str, filter_name: str = "todo") -> Response:
     if image is None:
         return Response({"image": None, "detail": empty_detail})
-    return Response(image_payload(image, user))
+    return Response(image_payload(image, user, filter_name))
 
 
 # --- idempotent writes ------------------------------------------------------------------
@@ -181,8 +184,9 @@ def _after(request, dataset):
 def next_image(request, pk):
     dataset = _dataset(request, pk)
     _writable(request, dataset)
-    image = review.claim_next(dataset, request.user, _filter(request), after=_after(request, dataset))
-    return _image_or_empty(image, request.user, "nothing left to read with this filter")
+    filter_name = _filter(request)
+    image = review.claim_next(dataset, request.user, filter_name, after=_after(request, dataset))
+    return _image_or_empty(image, request.user, "nothing left to read with this filter", filter_name)
 
 
 @api_view(["POST"])
@@ -286,7 +290,7 @@ def accept_box(request, pk):
 def accept_all(request, pk):
     image = _image(request, pk)
     _writable(request, image.dataset)
-    threshold = request.data.get("threshold", review.display_threshold(image.dataset))
+    threshold = request.data.get("threshold", policy_for(image.dataset).display_threshold)
     if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
         raise ParseError("threshold must be a number from 0 to 1")
     _renew(image, request.user)

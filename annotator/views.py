@@ -94,4 +94,4 @@ def dataset_upload(request, pk):
 @login_required
 @require_GET
 def dataset_export(request, pk):
-    return export_response(_dataset_for(request, pk), request.GET.get("split"))
+    return export_response(_dataset_for(request, pk), request.GET.get("split"), request=request)

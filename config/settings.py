@@ -212,7 +212,11 @@ CELERY_TASK_ROUTES = {
     "annotator.tasks.train_model": {"queue": "training"},
     "annotator.tasks.propose_images": {"queue": "inference"},
     "annotator.tasks.rank_dataset": {"queue": "inference"},
+    "annotator.analyze_image": {"queue": "inference"},
+    "annotator.quick_read.analyze_upload": {"queue": "inference"},
 }
+# task modules besides annotator/tasks.py (found by autodiscovery)
+CELERY_IMPORTS = ["annotator.analyze", "annotator.quick_read"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 # A running training run whose worker sent no heartbeat for this long is failed by the

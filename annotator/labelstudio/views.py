@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema
 from kombu.exceptions import OperationalError
 from rest_framework import status
 from rest_framework.authentication import BasicAuthentication, TokenAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -183,7 +183,7 @@ class WebhookView(BackendView):
         if image is None:
             raise Http404("the task's image is not one of ours (by image_id or our image URL)")
         if not can_write(self.request.user, image.dataset):
-            raise ValidationError({"detail": "your role in this dataset does not allow annotating"})
+            raise PermissionDenied("your role in this dataset does not allow annotating")
         return image
 
     def start_training(self, body):

@@ -239,5 +239,8 @@ def accept_proposals_above(image: Image, threshold: float, actor) -> list[Annota
 def add_box(image: Image, coco_id, x, y, w, h, actor) -> Annotation:
     """A reader's new box on ``image`` (class by COCO id), with its first revision.
     Raises ``InvalidBox`` for an unknown class or a box outside the image."""
+    from annotator.services.audit import record_revision
+
     (annotation,) = create_boxes([NewBox(image, _category_of(image, coco_id), x, y, w, h)], actor=actor, reason="review")
+    record_revision(annotation.revisions.get())  # bulk inserts send no post_save
     return annotation

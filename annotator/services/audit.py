@@ -33,7 +33,9 @@ def client_ip(request) -> str | None:
 
 def _actor(request, actor):
     if actor is None and request is not None:
-        user = getattr(request, "user", None)
+        # the Django request under a DRF one: reading DRF's ``user`` while it is still
+        # authenticating (a failed sign-in signal) would authenticate again, recursively
+        user = getattr(getattr(request, "_request", request), "user", None)
         if user is not None and user.is_authenticated:
             return user
     return actor if actor is not None and getattr(actor, "is_authenticated", False) else None

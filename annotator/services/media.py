@@ -54,12 +54,16 @@ def local_dataset_dir(dataset: Dataset, names: Iterable[str]) -> Path:
     return Path(settings.VAR_DIR) / "cache" / prefix
 
 
+def model_view(pixels: np.ndarray, photometric: str, bit_depth: int) -> np.ndarray:
+    """Pixels as the model sees them: MONOCHROME1 turned so that bone is bright like
+    MONOCHROME2 (the rule the training loader applies too)."""
+    if photometric == Photometric.MONOCHROME1:
+        return (np.iinfo(pixels.dtype).max >> (pixels.dtype.itemsize * 8 - bit_depth)) - pixels
+    return pixels
+
+
 def model_pixels(image: Image) -> np.ndarray:
-    """The image as the model sees it: 2-D stored values (decoded by the same code as
-    every upload), MONOCHROME1 turned so that bone is bright like MONOCHROME2 (the rule
-    the training loader applies too)."""
+    """A stored image as the model sees it, decoded by the same code as every upload."""
     with default_storage.open(image.file.name, "rb") as stored:
         pixels = decode_image(stored.read(), image.file.name, max_pixels=settings.MAX_IMAGE_PIXELS).pixels
-    if image.photometric_interpretation == Photometric.MONOCHROME1:
-        return (np.iinfo(pixels.dtype).max >> (pixels.dtype.itemsize * 8 - image.bit_depth)) - pixels
-    return pixels
+    return model_view(pixels, image.photometric_interpretation, image.bit_depth)

@@ -16,15 +16,13 @@ from django.db import transaction
 
 from annotator.models import (
     Annotation,
-    AnnotationRevision,
     AnnotationSource,
     Image,
     ModelVersion,
     Prediction,
     ReviewStatus,
-    RevisionAction,
 )
-from annotator.services.annotations import NewBox, create_boxes
+from annotator.services.annotations import NewBox, create_boxes, delete_box
 from ml_backend.contract import Detections
 
 # Images whose proposals may be replaced by a newer model: nobody is reading them yet.
@@ -123,12 +121,5 @@ def clip_boxes(boxes: Sequence[NewBox]) -> list[NewBox]:
 
 def retire_proposals(proposals, *, reason: str) -> None:
     """Soft-delete model proposals, each with a revision."""
-    for annotation in proposals.select_related("category"):
-        before = annotation.snapshot()
-        annotation.is_deleted = True
-        annotation.version += 1
-        annotation.save(update_fields=["is_deleted", "version", "updated_at"])
-        AnnotationRevision.objects.create(
-            annotation=annotation, version=annotation.version, action=RevisionAction.DELETED,
-            reason=reason, before=before, after=annotation.snapshot(),
-        )
+    for annotation_id, version in proposals.values_list("pk", "version"):
+        delete_box(annotation_id, version, actor=None, reason=reason)

@@ -38,15 +38,14 @@ from annotator.models import (
     ReadingSession,
     ReviewStatus,
     SaveReceipt,
-    TrainingPolicy,
 )
 from annotator.services.annotations import delete_box
+from annotator.services.versions import policy_for
 
 LEASE_SECONDS = 600
 # Images the ranking does not list come after every ranked one, in id order.
 UNRANKED_OFFSET = 10**12
 CLAIM_ATTEMPTS = 20
-DEFAULT_DISPLAY_THRESHOLD = TrainingPolicy._meta.get_field("display_threshold").default
 MAX_SKIP_REASON = 500
 
 OPEN_STATUSES = (ReviewStatus.UNLABELED, ReviewStatus.PROPOSED, ReviewStatus.IN_REVIEW)
@@ -72,12 +71,6 @@ class ImageLeased(Exception):
 
 class FinishRefused(ValueError):
     """The image cannot be finished that way yet; the message says what to do."""
-
-
-def display_threshold(dataset: Dataset) -> float:
-    """Proposals scoring below this are not shown (the dataset's training policy)."""
-    policy = TrainingPolicy.objects.filter(dataset=dataset).first()
-    return policy.display_threshold if policy else DEFAULT_DISPLAY_THRESHOLD
 
 
 def latest_ranking(dataset: Dataset) -> Ranking | None:
@@ -146,6 +139,23 @@ def release_other_leases(user, image: Image) -> None:
     ImageLease.objects.filter(user=user, image__dataset_id=image.dataset_id).exclude(image=image).delete()
 
 
+def _free_after(dataset: Dataset, user, filter_name: str, after: Image | None, now):
+    """The worklist without images others hold, starting after ``after`` when it is listed."""
+    queue = worklist(dataset, user, filter_name).exclude(id__in=_held_by_others(user, now))
+    if after is not None:
+        queue = queue.exclude(pk=after.pk)
+        after_key = worklist(dataset, user, filter_name).filter(pk=after.pk).values_list("queue_key", flat=True).first()
+        if after_key is not None:
+            queue = queue.filter(queue_key__gt=after_key)
+    return queue
+
+
+def upcoming_image_id(dataset: Dataset, user, after: Image, filter_name: str = "todo") -> int | None:
+    """The image "next" would most likely hand out after ``after`` (nothing is leased):
+    the page prefetches its pixels while the reader works."""
+    return _free_after(dataset, user, filter_name, after, timezone.now()).values_list("pk", flat=True).first()
+
+
 def claim_next(dataset: Dataset, user, filter_name: str = "todo", after: Image | None = None) -> Image | None:
     """The next image of the worklist nobody else is reading, leased to ``user``.
 
@@ -154,13 +164,7 @@ def claim_next(dataset: Dataset, user, filter_name: str = "todo", after: Image |
     worklist has nothing free.
     """
     now = timezone.now()
-    queue = worklist(dataset, user, filter_name).exclude(id__in=_held_by_others(user, now))
-    if after is not None:
-        queue = queue.exclude(pk=after.pk)
-        after_key = worklist(dataset, user, filter_name).filter(pk=after.pk).values_list("queue_key", flat=True).first()
-        if after_key is not None:
-            queue = queue.filter(queue_key__gt=after_key)
-    for image in queue[:CLAIM_ATTEMPTS]:
+    for image in _free_after(dataset, user, filter_name, after, now)[:CLAIM_ATTEMPTS]:
         if try_lease(image, user, now):
             release_other_leases(user, image)
             return image
@@ -219,7 +223,7 @@ def renew_lease(image: Image, user) -> None:
 def shown_proposals(image: Image):
     """Model proposals the reader sees: not deleted and at least the display threshold."""
     return image.annotations.filter(
-        source=AnnotationSource.MODEL, is_deleted=False, score__gte=display_threshold(image.dataset)
+        source=AnnotationSource.MODEL, is_deleted=False, score__gte=policy_for(image.dataset).display_threshold
     )
 
 

@@ -49,7 +49,9 @@ class TorchEngineConfig(EngineConfig):
     max_size: int = 1333  # longer side cap after resizing
     anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)  # pixels, small for small fractures
     rpn_proposals_train: int = 2000  # proposals kept after NMS per training image
-    rpn_proposals_test: int = 1000  # per image at inference (fewer = faster ROI head)
+    # Proposals per image at inference. torchvision's default is 1000; 300 (as in the
+    # Faster R-CNN paper) makes the ROI head, most of the CPU time, about 3x cheaper.
+    rpn_proposals_test: int = 300
     roi_batch_size_per_image: int = 256  # sampled ROIs per training image
     normalisation: str = "auto"  # see ml_backend.preprocessing.NORMALISATIONS
     percentile_low: float = 0.5

@@ -3,7 +3,7 @@
 // Data from the server is only ever written with textContent.
 /* global AnnotoriousOSD */
 import { Outbox } from "./outbox.js";
-import { XrayViewer, fetchPixels } from "./viewer.js";
+import { XrayViewer, fetchPixels, prefetchPixels } from "./viewer.js";
 
 const config = JSON.parse(document.getElementById("review-config").textContent);
 const $ = (id) => document.getElementById(id);
@@ -23,7 +23,7 @@ let applying = false;        // true while the page itself changes Annotorious
 
 const viewer = new XrayViewer($("viewer"), { onWindowChange: showWindow });
 const anno = AnnotoriousOSD.createOSDAnnotator(viewer.osd, {
-  drawingEnabled: config.canWrite, drawingMode: "click", autoSave: true, userSelectAction: "EDIT",
+  drawingEnabled: false, drawingMode: "drag", autoSave: true, userSelectAction: "EDIT",
 });
 anno.setDrawingTool("rectangle");
 anno.setStyle((a, state) => {
@@ -252,6 +252,15 @@ function acceptAll() {
   toast(`Accepted ${n} proposal(s) scoring ≥ ${threshold}`);
 }
 
+// Drag pans the image; in draw mode (E, or while Shift is held) drag draws a box.
+let drawMode = false;
+function setDrawMode(on) {
+  drawMode = on && config.canWrite;
+  anno.setDrawingEnabled(drawMode);
+  $("draw-mode").setAttribute("aria-pressed", String(drawMode));
+  $("draw-mode").textContent = drawMode ? "Drawing boxes (E)" : "Draw boxes (E)";
+}
+
 function setClass(cocoId) {
   if (!current.categories.some((c) => c.coco_id === cocoId)) return;
   if (selected && boxes.get(selected) && !boxes.get(selected).deleted) changeBox(selected, { category: cocoId });
@@ -265,8 +274,9 @@ anno.on("createAnnotation", (a) => {
   select(a.id);
 });
 anno.on("updateAnnotation", (a) => {
-  if (applying) return;
+  const b = boxes.get(a.id);
   const g = a.target.selector.geometry;
+  if (applying || !b || ["x", "y", "w", "h"].every((k) => Math.abs(b[k] - g[k]) < 1e-6)) return;
   changeBox(a.id, { x: g.x, y: g.y, w: g.w, h: g.h });
 });
 anno.on("deleteAnnotation", (a) => { if (!applying) deleteBox(a.id); });
@@ -396,12 +406,14 @@ async function show(payload) {
   showInfo(payload);
   history.replaceState(null, "", `?image=${payload.image.id}&filter=${encodeURIComponent(config.filter)}`);
   const pixels = await fetchPixels(payload.image.pixels_url);
+  performance.mark("review:pixels");
   await viewer.show(pixels, payload.image);
   withoutEvents(() => anno.setAnnotations([...boxes.values()].filter((b) => !b.deleted).map(toAnnotation)));
   refresh();
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   performance.mark("review:painted");
   document.body.dataset.imageId = String(payload.image.id);
+  prefetchPixels(payload.prefetch_pixels_url);
   if (restored && outbox.pending) toast(`Restored ${outbox.pending} unsaved change(s); saving now`);
   setSaveState(outbox.pending ? "saving" : "saved", outbox.pending);
   outbox.kick();
@@ -419,6 +431,7 @@ async function navigate(url, body, emptyMessage) {
 const next = () => navigate(`${API}/datasets/${config.dataset}/next/`, { filter: config.filter, after: current?.image.id }, "Nothing left");
 const previous = () => navigate(`${API}/datasets/${config.dataset}/previous/`, { after: current?.image.id }, "No earlier image");
 const open = (id) => navigate(`${API}/images/${id}/open/`, {}, "");
+Object.assign(window.review, { next, previous });
 
 async function finish(outcome, reason = "") {
   if (!current) return;
@@ -458,6 +471,7 @@ const actions = {
   next: nextOrFinish, previous, undo, redo, acceptAll, acceptSelected, skip: openSkip,
   negative: () => finish("negative"), delete: () => selected && deleteBox(selected),
   help: () => { $("help").hidden = !$("help").hidden; },
+  draw: () => setDrawMode(!drawMode),
   reload: () => { outbox?.discard(); open(current.image.id); },
 };
 for (const button of document.querySelectorAll("[data-action]")) {
@@ -466,7 +480,7 @@ for (const button of document.querySelectorAll("[data-action]")) {
 
 const KEYS = {
   n: actions.next, p: actions.previous, a: actions.acceptAll, Enter: actions.acceptSelected,
-  d: actions.delete, Delete: actions.delete, f: actions.negative, s: actions.skip,
+  e: actions.draw, d: actions.delete, Delete: actions.delete, f: actions.negative, s: actions.skip,
   r: () => viewer.preset("reset"), t: () => viewer.preset("auto"), b: () => viewer.preset("bone"),
   g: () => viewer.preset("soft"), z: actions.undo, Z: actions.redo, y: actions.redo, "?": actions.help,
   Escape: () => { $("help").hidden = true; $("skip-dialog").hidden = true; select(null); },
@@ -487,6 +501,9 @@ document.addEventListener("keydown", (e) => {
   e.preventDefault();
   e.stopPropagation();
 }, true);
+
+document.addEventListener("keydown", (e) => { if (e.key === "Shift" && config.canWrite) anno.setDrawingEnabled(true); });
+document.addEventListener("keyup", (e) => { if (e.key === "Shift") anno.setDrawingEnabled(drawMode); });
 
 setInterval(() => { if (current) call("POST", `${API}/images/${current.image.id}/heartbeat/`); }, HEARTBEAT_MS);
 

@@ -24,7 +24,24 @@ function canvasTileSource(canvas) {
   return source;
 }
 
-export async function fetchPixels(url) {
+const prefetched = new Map(); // url -> Promise of pixels (at most the upcoming image)
+
+/** Start downloading the pixels the reader will most likely open next. */
+export function prefetchPixels(url) {
+  if (!url || prefetched.has(url)) return;
+  prefetched.clear();
+  const pending = download(url);
+  pending.catch(() => prefetched.delete(url));
+  prefetched.set(url, pending);
+}
+
+export function fetchPixels(url) {
+  const pending = prefetched.get(url);
+  prefetched.delete(url);
+  return pending ?? download(url);
+}
+
+async function download(url) {
   const response = await fetch(url, { credentials: "same-origin" });
   if (!response.ok) throw new Error(`pixels: HTTP ${response.status}`);
   const header = (name) => Number(response.headers.get(name));

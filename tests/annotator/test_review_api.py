@@ -7,7 +7,13 @@ from rest_framework.test import APIClient
 
 from annotator.models import Annotation, AnnotationRevision, AnnotationSource, Role, SaveReceipt
 from annotator.services.annotations import NewBox, create_boxes
-from tests.factories import CategoryFactory, DatasetFactory, ImageFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    CategoryFactory,
+    DatasetFactory,
+    ImageFactory,
+    MembershipFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 

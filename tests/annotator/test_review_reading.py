@@ -14,8 +14,21 @@ from annotator.models import (
     Role,
 )
 from annotator.services import review
-from annotator.services.annotations import NewBox, accept_proposal, add_box, create_boxes, delete_box, update_box
-from tests.factories import CategoryFactory, DatasetFactory, ImageFactory, MembershipFactory, UserFactory
+from annotator.services.annotations import (
+    NewBox,
+    accept_proposal,
+    add_box,
+    create_boxes,
+    delete_box,
+    update_box,
+)
+from tests.factories import (
+    CategoryFactory,
+    DatasetFactory,
+    ImageFactory,
+    MembershipFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 

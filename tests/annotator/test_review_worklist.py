@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotator.models import ImageLease, Ranking, RankedImage, ReviewStatus, Role, Split
+from annotator.models import ImageLease, RankedImage, Ranking, ReviewStatus, Role, Split
 from annotator.services import review
 from tests.factories import DatasetFactory, ImageFactory, MembershipFactory, UserFactory
 

@@ -9,10 +9,16 @@ import pytest
 from django.test import Client
 
 from annotator.imaging import default_window
-from annotator.models import AnnotationSource, Ranking, RankedImage, Role
+from annotator.models import AnnotationSource, RankedImage, Ranking, Role
 from annotator.services.annotations import NewBox, create_boxes
 from ml_backend.phantoms import image_rng, render_phantom
-from tests.factories import CategoryFactory, DatasetFactory, ImageFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    CategoryFactory,
+    DatasetFactory,
+    ImageFactory,
+    MembershipFactory,
+    UserFactory,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 # Playwright's sync API keeps an event loop in the test thread; the ORM calls the tests

@@ -1,11 +1,24 @@
 """The review page in real headless Chromium against the live server."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from annotator.models import Annotation, Image, ReviewStatus
 from tests.browser.conftest import image_at, open_reader, screen, wait_painted, wait_saved
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def document(page, name):
+    """With REVIEW_SCREENSHOTS=1, save the page as docs/screenshots/<name>.png."""
+    if os.environ.get("REVIEW_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"{name}.png")
 
 
 def drag(page, start, end, steps=8):
@@ -15,11 +28,20 @@ def drag(page, start, end, steps=8):
     page.mouse.up()
 
 
+def click_select(page, point, local_id=None):
+    """Deselect, click a box, and wait until it is the selected one."""
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => window.review.anno.getSelected().length === 0")
+    page.mouse.click(*point)
+    expected = f"[0]?.id === '{local_id}'" if local_id else ".length === 1"
+    page.wait_for_function(f"() => window.review.anno.getSelected(){expected}")
+
+
 def draw_box(page, start, end):
-    """Annotorious' click mode: click one corner, move, click the opposite corner."""
-    page.mouse.click(*start)
-    page.mouse.move(*end, steps=5)
-    page.mouse.click(*end)
+    """In draw mode (E) a drag draws a box (Escape first: a selected box would only be
+    deselected by the drag)."""
+    page.keyboard.press("Escape")
+    drag(page, start, end)
 
 
 def test_worklist_then_top_image_with_its_proposals(login, live_server, reading_room):
@@ -34,6 +56,7 @@ def test_worklist_then_top_image_with_its_proposals(login, live_server, reading_
     assert labels.count() == 2
     assert sorted(labels.all_inner_texts()) == ["transverse 0.74", "transverse 0.91"]
     assert "#1 by ranked_batch" in page.inner_text("#rank-info")
+    document(page, "review-proposals")
     reading_room["top"].refresh_from_db()
     assert reading_room["top"].status == ReviewStatus.IN_REVIEW
 
@@ -55,6 +78,13 @@ def near(actual, expected, tolerance=1.0):
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
+def stored_near(annotation, expected):
+    """Wait until the box's stored geometry is within 1 px of ``expected``."""
+    def check():
+        assert near(geometry(annotation), expected), (geometry(annotation), expected)
+    eventually(check)
+
+
 def geometry(annotation):
     annotation.refresh_from_db()
     return (annotation.x, annotation.y, annotation.w, annotation.h)
@@ -66,20 +96,21 @@ def test_edit_boxes_at_two_zoom_levels_and_everything_persists(login, live_serve
 
     # fit zoom: move the first proposal by dragging it, then resize it by its corner handle
     centre = screen(page, 260, 190)
-    page.mouse.click(*centre)
+    click_select(page, centre, f"b{moved.pk}")
     target = (centre[0] + 40, centre[1] + 30)
     drag(page, centre, target)
     (sx, sy), (tx, ty) = image_at(page, *centre), image_at(page, *target)
     expected_moved = (200 + tx - sx, 150 + ty - sy, 120, 80)
-    eventually(lambda: near(geometry(moved), expected_moved) or pytest.fail(f"{geometry(moved)} != {expected_moved}"))
+    stored_near(moved, expected_moved)
     corner = screen(page, expected_moved[0] + 120, expected_moved[1] + 80)
     corner_target = (corner[0] + 30, corner[1] + 20)
     drag(page, corner, corner_target)
     (cx, cy), (ctx_, cty) = image_at(page, *corner), image_at(page, *corner_target)
     expected_moved = (expected_moved[0], expected_moved[1], 120 + ctx_ - cx, 80 + cty - cy)
-    eventually(lambda: near(geometry(moved), expected_moved) or pytest.fail(f"{geometry(moved)} != {expected_moved}"))
+    stored_near(moved, expected_moved)
 
     # fit zoom: draw a new box
+    page.keyboard.press("e")
     start, end = screen(page, 60, 60), screen(page, 140, 120)
     draw_box(page, start, end)
     first_drawn = (*image_at(page, *start), *image_at(page, *end))
@@ -89,11 +120,14 @@ def test_edit_boxes_at_two_zoom_levels_and_everything_persists(login, live_serve
     start, end = screen(page, 380, 400), screen(page, 440, 460)
     draw_box(page, start, end)
     second_drawn = (*image_at(page, *start), *image_at(page, *end))
+    page.keyboard.press("e")
+    click_select(page, screen(page, 410, 430))
     page.keyboard.press("2")
+    document(page, "review-mid-edit")
 
     # back to fit: delete the other proposal
     page.evaluate("() => window.review.viewer.osd.viewport.goHome(true)")
-    page.mouse.click(*screen(page, 545, 400))
+    click_select(page, screen(page, 545, 400), f"b{deleted.pk}")
     page.keyboard.press("d")
     wait_saved(page)
 
@@ -126,4 +160,95 @@ def test_edit_boxes_at_two_zoom_levels_and_everything_persists(login, live_serve
     page.goto(f"{live_server.url}/review/datasets/{reading_room['dataset'].pk}/read/?image={other.pk}")
     wait_painted(page, other)
     page.keyboard.press("f")
-    eventually(lambda: Image.objects.get(pk=other.pk).status == ReviewStatus.NEGATIVE or pytest.fail("not negative"))
+    def negative():
+        assert Image.objects.get(pk=other.pk).status == ReviewStatus.NEGATIVE
+    eventually(negative)
+
+
+def test_a_second_context_edits_the_same_box_and_the_first_gets_the_conflict_view(login, live_server, reading_room):
+    top, (box, _) = reading_room["top"], reading_room["proposals"]
+    first = open_reader(login(reading_room["reader"]), live_server, reading_room["dataset"], top)
+    second = open_reader(login(reading_room["reader"]), live_server, reading_room["dataset"], top)
+
+    # the second reader window moves the box 40 px right (in image pixels)
+    centre = screen(second, 260, 190)
+    click_select(second, centre, f"b{box.pk}")
+    drag(second, centre, (centre[0] + 40 * scale(second), centre[1]))
+    stored_near(box, (240, 150, 120, 80))
+    theirs = geometry(box)
+    assert box.version == 2
+
+    # the first window still holds version 1: its move down is refused and it sees theirs
+    centre = screen(first, 260, 190)
+    click_select(first, centre, f"b{box.pk}")
+    drag(first, centre, (centre[0], centre[1] + 30 * scale(first)))
+    first.wait_for_selector("#conflict:not([hidden])")
+    assert "version 2" in first.inner_text("#conflict-theirs")
+    document(first, "review-conflict")
+    assert geometry(box) == theirs  # nothing overwritten
+
+    # merge: keep mine on top of theirs; both edits stay in the history
+    first.click("#conflict-keep")
+    stored_near(box, (200, 180, 120, 80))
+    assert box.version == 3
+    assert [r.after["y"] for r in box.revisions.order_by("version")][1:] == [theirs[1], box.y]
+
+
+def scale(page):
+    """Screen pixels per image pixel."""
+    a, b = screen(page, 0, 0), screen(page, 100, 0)
+    return (b[0] - a[0]) / 100
+
+
+def test_offline_edit_survives_a_reload_and_is_saved_once_back_online(login, live_server, reading_room):
+    top = reading_room["top"]
+    context = login(reading_room["reader"])
+    page = open_reader(context, live_server, reading_room["dataset"], top)
+    context.set_offline(True)
+    page.keyboard.press("e")
+    draw_box(page, screen(page, 40, 400), screen(page, 140, 480))
+    page.wait_for_function("document.getElementById('save-state').dataset.state === 'offline'")
+    draft = page.evaluate(f"() => localStorage.getItem('review-draft:{reading_room['reader'].pk}:{top.pk}')")
+    assert '"kind":"create"' in draft
+    assert not Annotation.objects.filter(image=top, source="human").exists()
+    page.close()
+
+    context.set_offline(False)
+    page = open_reader(context, live_server, reading_room["dataset"], top)
+    wait_saved(page)
+    (added,) = Annotation.objects.filter(image=top, source="human")
+    assert near(geometry(added), (40, 400, 100, 80), 1.5)
+    assert page.evaluate(f"() => localStorage.getItem('review-draft:{reading_room['reader'].pk}:{top.pk}')") is None
+
+
+def test_window_level_changes_the_rendered_pixels_from_the_full_depth_values(login, live_server, reading_room):
+    import numpy as np
+
+    from tests.browser.conftest import phantom
+
+    top = reading_room["top"]
+    page = open_reader(login(reading_room["reader"]), live_server, reading_room["dataset"], top)
+    raw = phantom(1)
+    points = [(100, 100), (300, 250), (420, 420), (700, 550)]
+
+    def rendered():
+        return page.evaluate(
+            "(pts) => { const c = window.review.viewer.canvas.getContext('2d');"
+            " return pts.map(([x, y]) => c.getImageData(x, y, 1, 1).data[0]); }", points)
+
+    def expected(center, width):
+        values = np.array([raw[y, x] for x, y in points], dtype=np.float64)
+        return list(np.clip(np.round((values - (center - width / 2)) * 255 / width), 0, 255).astype(int))
+
+    assert rendered() == expected(top.window_center, top.window_width)
+    center = float(np.median([raw[y, x] for x, y in points]))
+    page.fill("#wl-center", str(round(center)))
+    page.fill("#wl-width", "200")
+    page.click("#wl-apply")
+    assert rendered() == expected(round(center), 200)
+    assert rendered() != expected(top.window_center, top.window_width)
+    page.keyboard.press("r")
+    assert rendered() == expected(top.window_center, top.window_width)
+    elapsed = page.evaluate("() => window.review.viewer.render({center: 1500, width: 900})")
+    assert rendered() == expected(1500, 900)
+    print(f"W/L re-render of 800x600 16-bit: {elapsed:.1f} ms")

@@ -54,8 +54,8 @@ def review_with_ground_truth(images, truth: dict[str, list[dict]], categories):
 
 def ground_truth(root: Path) -> dict[str, list[dict]]:
     truth: dict[str, list[dict]] = {}
-    for annotations in root.glob("*/annotations.json"):
-        coco = json.loads(annotations.read_text())
+    for coco_file in root.glob("*/annotations.json"):
+        coco = json.loads(coco_file.read_text())
         names = {image["id"]: image["file_name"] for image in coco["images"]}
         for box in coco["annotations"]:
             truth.setdefault(names[box["image_id"]], []).append(box)

@@ -65,6 +65,7 @@ def test_predict_evaluate_and_rank(coco_args, trained_checkpoints, tmp_path, cap
     assert len(localization["scores"]) == 16
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_bad_input_names_the_file_and_the_reason(
     coco_args, trained_checkpoints, pickle_payload, tmp_path, capsys
 ):

@@ -5,12 +5,18 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from annotator.models import Dataset, Membership, Role, Split
+from annotator.models import Dataset, Membership, Role, RunTrigger, Split, TrainingRun
 from annotator.services.coco_import import import_coco
 from annotator.services.datasets import freeze_validation_split
+from annotator.services.training import request_training_run
+from annotator.services.versions import policy_for
+from annotator.tasks import rank_dataset
 from ml_backend.phantoms import generate_dataset
 
 DEMO_DATASET = "Phantom wrists (demo)"
+# The light detector with small anchors, sized for a 2-core CPU (see docs/benchmarks.md).
+DEMO_ENGINE = {"architecture": "mobilenet_v3_large_fpn", "batch_size": 4, "lr": 0.01, "num_threads": 2}
+DEMO_ITERATIONS = 200
 # (split, number of images, seed, import the boxes?)
 DEMO_PARTS = [
     (Split.TRAIN, 40, 1000, True),
@@ -44,7 +50,22 @@ class Command(BaseCommand):
         dataset = freeze_validation_split(Dataset.objects.get(name=DEMO_DATASET))
         for user, role in users:
             Membership.objects.get_or_create(dataset=dataset, user=user, defaults={"role": role})
+        self.start_loop(dataset, options["size"])
         self.stdout.write(self.style.SUCCESS(f"demo dataset ready: {dataset.name}"))
+
+    def start_loop(self, dataset, size):
+        """First start: a CPU-sized training policy, a cold-start ranking so readers can
+        begin at once, and a first training run whose promotion brings proposals."""
+        policy = policy_for(dataset)
+        if TrainingRun.objects.filter(dataset=dataset).exists():
+            return
+        policy.engine_config = {**DEMO_ENGINE, "min_size": size, "max_size": size}
+        policy.iterations = DEMO_ITERATIONS
+        policy.retrain_after_new_labels = 20
+        policy.save()
+        rank_dataset.delay(dataset.pk)
+        run = request_training_run(dataset, RunTrigger.MANUAL)
+        self.stdout.write(f"queued a cold-start ranking and training run {run.pk} ({DEMO_ITERATIONS} iterations)")
 
     @transaction.atomic
     def ensure_users(self, password):
