@@ -6,6 +6,19 @@ from annotator import models
 from annotator.services.datasets import freeze_validation_split
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Browse and filter only: history (revisions, promotions, audit) is never edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class MembershipInline(admin.TabularInline):
     model = models.Membership
     extra = 0
@@ -78,7 +91,7 @@ class RevisionInline(admin.TabularInline):
 
 
 @admin.register(models.Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(ReadOnlyAdmin):
     """Boxes are shown, not edited here: edits must leave a revision (use the review page
     or the API)."""
 
@@ -86,33 +99,14 @@ class AnnotationAdmin(admin.ModelAdmin):
     list_filter = ["source", "is_deleted", "category__dataset"]
     inlines = [RevisionInline]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(models.AnnotationRevision)
-class AnnotationRevisionAdmin(admin.ModelAdmin):
+class AnnotationRevisionAdmin(ReadOnlyAdmin):
     list_display = ["annotation", "version", "action", "actor", "reason", "created_at"]
     list_filter = ["action"]
     date_hierarchy = "created_at"
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-from annotator import admin_audit  # noqa: E402, F401  (registers the audit log and Label Studio links)
 
 
 @admin.register(models.TrainingPolicy)
@@ -134,18 +128,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Promotion)
-class PromotionAdmin(admin.ModelAdmin):
+class PromotionAdmin(ReadOnlyAdmin):
     list_display = ["dataset", "serial", "model_version", "kind", "actor", "created_at"]
     list_filter = ["dataset", "kind"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(models.TrainingRun)
@@ -162,3 +147,6 @@ class TrainingRunAdmin(admin.ModelAdmin):
 class RankingAdmin(admin.ModelAdmin):
     list_display = ["dataset", "strategy", "model_version", "image_count", "seconds", "created_at"]
     list_filter = ["dataset", "strategy"]
+
+
+from annotator import admin_audit  # noqa: E402, F401  (registers the audit log and Label Studio links)

@@ -2,25 +2,18 @@
 
 from django.contrib import admin
 
+from annotator.admin import ReadOnlyAdmin
 from annotator.models import AuditEvent, LabelStudioProject
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor_username", "action", "dataset", "object_type", "object_id", "ip"]
     list_filter = ["action", "dataset", "actor", "at"]
     search_fields = ["actor_username", "object_id", "ip"]
     date_hierarchy = "at"
     readonly_fields = [field.name for field in AuditEvent._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LabelStudioProject)

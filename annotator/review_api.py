@@ -35,7 +35,9 @@ def _dataset(request, pk):
 
 
 def _image(request, pk):
-    return get_object_or_404(Image.objects.filter(dataset__in=visible_datasets(request.user)), pk=pk)
+    return get_object_or_404(
+        Image.objects.filter(dataset__in=visible_datasets(request.user)).select_related("dataset"), pk=pk
+    )
 
 
 def _annotation(request, pk):
@@ -54,16 +56,14 @@ def _writable(request, dataset):
 # --- payloads ---------------------------------------------------------------------------
 
 
-def image_payload(image: Image, user, filter_name: str = "todo") -> dict:
-    """Everything the page needs to show one image: metadata, classes, shown boxes,
-    its place in the ranking, and the reader's session."""
-    session = review.open_image(image, user)
-    ranking = review.latest_ranking(image.dataset)
-    entry = ranking.entries.filter(image=image).first() if ranking else None
+def image_view(image: Image) -> dict:
+    """What the page shows of one image, read-only: metadata, classes, shown boxes, its
+    place in the ranking and its fracture probability (five queries, whatever the
+    number of boxes)."""
+    ranking = review.ranking_of(image)
     threshold = policy_for(image.dataset).display_threshold
     shown = image.annotations.filter(is_deleted=False).select_related("category", "author").order_by("id")
     prediction = Prediction.objects.filter(image=image).order_by("-created_at").first()
-    upcoming = review.upcoming_image_id(image.dataset, user, image, filter_name)
     return {
         "image": {
             "id": image.pk, "dataset": image.dataset_id, "file_name": image.file_name,
@@ -74,8 +74,8 @@ def image_payload(image: Image, user, filter_name: str = "todo") -> dict:
         },
         "rank": {
             "strategy": ranking.strategy if ranking else None,
-            "position": entry.position if entry else None,
-            "score": entry.score if entry else None,
+            "position": ranking.position if ranking else None,
+            "score": ranking.score if ranking else None,
         },
         "fracture_probability": prediction.fracture_probability if prediction else None,
         "categories": [{"coco_id": c.coco_id, "name": c.name} for c in image.dataset.categories.all()],
@@ -84,15 +84,29 @@ def image_payload(image: Image, user, filter_name: str = "todo") -> dict:
             boxes.box_state(a) for a in shown
             if a.source == "human" or (a.score is not None and a.score >= threshold)
         ],
-        "session": {"id": session.pk, "opened_at": session.opened_at.isoformat()},
-        "prefetch_pixels_url": f"/api/review/images/{upcoming}/pixels/" if upcoming else None,
     }
 
 
-def _image_or_empty(image, user, empty_detail: str, filter_name: str = "todo") -> Response:
-    if image is None:
-        return Response({"image": None, "detail": empty_detail})
-    return Response(image_payload(image, user, filter_name))
+def _reading(image: Image, user, session, filter_name: str = "todo") -> Response:
+    """The image the reader now reads, their session, and the image "next" will most
+    likely hand out after it (the page prefetches it)."""
+    upcoming = review.upcoming_image_id(image.dataset, user, image, filter_name)
+    return Response({
+        **image_view(image),
+        "session": {"id": session.pk, "opened_at": session.opened_at.isoformat()},
+        "upcoming": {
+            "id": upcoming, "url": f"/api/review/images/{upcoming}/",
+            "pixels_url": f"/api/review/images/{upcoming}/pixels/",
+        } if upcoming else None,
+    })
+
+
+def _open(image: Image, user) -> Response:
+    try:
+        session = review.open_image(image, user)
+    except review.ImageLeased as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    return _reading(image, user, session)
 
 
 # --- idempotent writes ------------------------------------------------------------------
@@ -186,7 +200,9 @@ def next_image(request, pk):
     _writable(request, dataset)
     filter_name = _filter(request)
     image = review.claim_next(dataset, request.user, filter_name, after=_after(request, dataset))
-    return _image_or_empty(image, request.user, "nothing left to read with this filter", filter_name)
+    if image is None:
+        return Response({"image": None, "detail": "nothing left to read with this filter"})
+    return _reading(image, request.user, review.start_reading(image, request.user), filter_name)
 
 
 @api_view(["POST"])
@@ -194,25 +210,32 @@ def previous_image(request, pk):
     dataset = _dataset(request, pk)
     _writable(request, dataset)
     image = review.previous_image(dataset, request.user, _after(request, dataset))
-    try:
-        return _image_or_empty(image, request.user, "no earlier image")
-    except review.ImageLeased as exc:
-        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if image is None:
+        return Response({"image": None, "detail": "no earlier image"})
+    return _open(image, request.user)
 
 
 # --- one image --------------------------------------------------------------------------
 
 
-@api_view(["POST"])
-def open_image(request, pk):
+def _readable(request, pk) -> Image:
     image = _image(request, pk)
     _writable(request, image.dataset)
     if image.split not in SAMPLEABLE_SPLITS:
         raise NotFound("validation and test images are not offered for reading")
-    try:
-        return Response(image_payload(image, request.user))
-    except review.ImageLeased as exc:
-        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    return image
+
+
+@api_view(["GET"])
+def preview(request, pk):
+    """The image as ``open`` would show it, without leasing it or starting a reading:
+    the page prefetches the image "next" will most likely hand out."""
+    return Response(image_view(_readable(request, pk)))
+
+
+@api_view(["POST"])
+def open_image(request, pk):
+    return _open(_readable(request, pk), request.user)
 
 
 @api_view(["GET"])

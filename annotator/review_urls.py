@@ -9,6 +9,7 @@ api = [
     path("datasets/<int:pk>/next/", review_api.next_image, name="review-api-next"),
     path("datasets/<int:pk>/previous/", review_api.previous_image, name="review-api-previous"),
     path("datasets/<int:pk>/stats/", review_api.stats, name="review-api-stats"),
+    path("images/<int:pk>/", review_api.preview, name="review-api-preview"),
     path("images/<int:pk>/open/", review_api.open_image, name="review-api-open"),
     path("images/<int:pk>/pixels/", review_api.pixels, name="review-api-pixels"),
     path("images/<int:pk>/heartbeat/", review_api.heartbeat, name="review-api-heartbeat"),

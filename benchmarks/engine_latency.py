@@ -90,6 +90,7 @@ def measure_latency(sizes, repeats, threads) -> list[dict]:
                     "p50_s": round(statistics.median(times), 4),
                     "p95_s": round(percentile(times, 95), 4),
                 })
+                print("measured", rows[-1], flush=True)
     return rows
 
 
@@ -121,6 +122,7 @@ def measure_pool(latency: list[dict], size: int, samples: dict[str, int], pool: 
                 "pool_minutes": round(per_image * pool / 60, 2),
                 "extrapolated": sample < pool,
             })
+            print("measured", rows[-1], flush=True)
     return rows
 
 
@@ -161,7 +163,7 @@ def main() -> None:
     if args.quick:
         sizes, repeats, pool_size, samples = [128], 2, 128, {"mobilenet_v3_large_fpn": 2, "resnet50_fpn_v2": 1}
     else:
-        sizes, repeats, pool_size, samples = [512, 800], 6, 512, {"mobilenet_v3_large_fpn": 50, "resnet50_fpn_v2": 10}
+        sizes, repeats, pool_size, samples = [512, 800], 4, 512, {"mobilenet_v3_large_fpn": 20, "resnet50_fpn_v2": 5}
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     latency = measure_latency(sizes, repeats, args.threads)

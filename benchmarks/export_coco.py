@@ -19,7 +19,6 @@ import resource
 import time
 import tracemalloc
 import uuid
-from pathlib import Path
 
 from _django import RESULTS, setup_django
 

@@ -58,7 +58,14 @@ def main() -> None:
     from django.core.management import call_command
 
     from annotator.management.commands.setup_demo import DEMO_ENGINE, DEMO_ITERATIONS, DEMO_PARTS
-    from annotator.models import ModelStatus, ModelVersion, Ranking, RunState, RunTrigger, TrainingRun
+    from annotator.models import (
+        ModelStatus,
+        ModelVersion,
+        Ranking,
+        RunState,
+        RunTrigger,
+        TrainingRun,
+    )
     from annotator.services.coco_import import import_coco
     from annotator.services.datasets import freeze_validation_split
     from annotator.services.training import request_training_run

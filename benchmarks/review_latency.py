@@ -10,7 +10,9 @@ ranking, measures with the page's own performance marks:
   proposals painted (raw pixels fetched, windowed, OpenSeadragon opened, boxes set, two
   animation frames later), p50 / p95 over ``--runs`` images (plus one warm-up), split
   into payload / pixels / painted; half the runs after a 1.5 s "reading" pause (the page
-  prefetches the upcoming image's pixels meanwhile), half back to back;
+  prefetches the upcoming image's payload and pixels meanwhile, and paints them while the
+  request runs), half back to back; "settled" is when the server's answer has confirmed
+  the image (lease and reading session) and saving starts;
 - window/level: LUT build + pass over the 5.1 M values + putImageData (the W/L cost) and
   the same up to the next painted frame (OpenSeadragon redraw), p50 / p95.
 
@@ -124,7 +126,7 @@ def measure(url: str, dataset, reader, runs: int) -> dict:
                     if (document.body.dataset.imageId === before) throw new Error('next did not move');
                     const at = (name) => performance.getEntriesByName(name).pop().startTime - t0;
                     return {payload: at('review:image-payload'), pixels: at('review:pixels'),
-                            painted: at('review:painted')};
+                            painted: at('review:painted'), settled: at('review:settled')};
                 }"""))
         proposals = page.locator("#labels .box-label.model").count()
         wl = page.evaluate("""async (runs) => {
@@ -170,7 +172,7 @@ def main() -> None:
         "database": connection.vendor,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "next_to_painted_ms": {
-            mode: {part: summary([t[part] for t in raw["next"][mode]]) for part in ("payload", "pixels", "painted")}
+            mode: {part: summary([t[part] for t in raw["next"][mode]]) for part in ("payload", "pixels", "painted", "settled")}
             for mode in raw["next"]
         },
         "wl_update_ms": summary(raw["wl_ms"]),

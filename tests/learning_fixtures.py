@@ -14,19 +14,9 @@ from annotator.services.coco_import import import_coco
 from annotator.services.datasets import freeze_validation_split
 from annotator.services.versions import policy_for
 from ml_backend.phantoms import generate_dataset
+from tests.tiny_engine import TINY_TORCHVISION
 
-TINY_ENGINE = {
-    "architecture": "mobilenet_v3_large_fpn",
-    "min_size": 128,
-    "max_size": 128,
-    "batch_size": 2,
-    "warmup_iters": 2,
-    "rpn_proposals_train": 200,
-    "rpn_proposals_test": 100,
-    "roi_batch_size_per_image": 64,
-    "num_threads": 2,
-    "lr": 0.005,
-}
+TINY_ENGINE = TINY_TORCHVISION
 
 
 def phantom_dataset(root: Path, name: str = "loop", *, train: int = 8, val: int = 6, pool: int = 10,

@@ -73,8 +73,21 @@ class FinishRefused(ValueError):
     """The image cannot be finished that way yet; the message says what to do."""
 
 
+def _rankings_newest_first(dataset: Dataset):
+    return Ranking.objects.filter(dataset=dataset).order_by("-created_at", "-id")
+
+
 def latest_ranking(dataset: Dataset) -> Ranking | None:
-    return Ranking.objects.filter(dataset=dataset).order_by("-created_at", "-id").first()
+    return _rankings_newest_first(dataset).first()
+
+
+def ranking_of(image: Image) -> Ranking | None:
+    """The latest ranking of the image's dataset, with the image's ``position`` and
+    ``score`` in it (None when it does not list the image), in one query."""
+    entry = RankedImage.objects.filter(ranking=OuterRef("pk"), image=image)
+    return _rankings_newest_first(image.dataset).annotate(
+        position=Subquery(entry.values("position")[:1]), score=Subquery(entry.values("score")[:1]),
+    ).first()
 
 
 def worklist(dataset: Dataset, user, filter_name: str = "todo"):
@@ -95,8 +108,8 @@ def worklist(dataset: Dataset, user, filter_name: str = "todo"):
         "skipped": lambda q: q.filter(status=ReviewStatus.SKIPPED),
         "mine": lambda q: q.filter(reading_sessions__user=user).distinct(),
     }[filter_name](images)
-    ranking = latest_ranking(dataset)
-    entries = RankedImage.objects.filter(ranking=ranking, image=OuterRef("pk"))
+    latest = _rankings_newest_first(dataset).values("pk")[:1]
+    entries = RankedImage.objects.filter(ranking=Subquery(latest), image=OuterRef("pk"))
     return images.annotate(
         rank_position=Subquery(entries.values("position")[:1]),
         rank_score=Subquery(entries.values("score")[:1]),
@@ -140,19 +153,20 @@ def release_other_leases(user, image: Image) -> None:
 
 
 def _free_after(dataset: Dataset, user, filter_name: str, after: Image | None, now):
-    """The worklist without images others hold, starting after ``after`` when it is listed."""
+    """The worklist without images others hold, starting after ``after`` when it is
+    listed (from the top when it is not), in one query."""
     queue = worklist(dataset, user, filter_name).exclude(id__in=_held_by_others(user, now))
     if after is not None:
-        queue = queue.exclude(pk=after.pk)
-        after_key = worklist(dataset, user, filter_name).filter(pk=after.pk).values_list("queue_key", flat=True).first()
-        if after_key is not None:
-            queue = queue.filter(queue_key__gt=after_key)
+        after_key = worklist(dataset, user, filter_name).filter(pk=after.pk).values("queue_key")[:1]
+        queue = queue.exclude(pk=after.pk).filter(
+            queue_key__gt=Coalesce(Subquery(after_key), Value(-1), output_field=models.BigIntegerField())
+        )
     return queue
 
 
 def upcoming_image_id(dataset: Dataset, user, after: Image, filter_name: str = "todo") -> int | None:
     """The image "next" would most likely hand out after ``after`` (nothing is leased):
-    the page prefetches its pixels while the reader works."""
+    the page prefetches it (boxes and pixels) while the reader works."""
     return _free_after(dataset, user, filter_name, after, timezone.now()).values_list("pk", flat=True).first()
 
 
@@ -164,7 +178,7 @@ def claim_next(dataset: Dataset, user, filter_name: str = "todo", after: Image |
     worklist has nothing free.
     """
     now = timezone.now()
-    for image in _free_after(dataset, user, filter_name, after, now)[:CLAIM_ATTEMPTS]:
+    for image in _free_after(dataset, user, filter_name, after, now).select_related("dataset")[:CLAIM_ATTEMPTS]:
         if try_lease(image, user, now):
             release_other_leases(user, image)
             return image
@@ -183,17 +197,23 @@ def previous_image(dataset: Dataset, user, current: Image | None) -> Image | Non
     )
     if current is not None and current.pk in ids:
         ids = ids[: ids.index(current.pk)]
-    return Image.objects.filter(pk=ids[-1]).first() if ids else None
+    return Image.objects.select_related("dataset").filter(pk=ids[-1]).first() if ids else None
 
 
 def open_image(image: Image, user) -> ReadingSession:
-    """Lease the image to ``user`` and start (or resume) their reading of it; an
-    unfinished image becomes *in review*. Raises ``ImageLeased`` when another reader
-    holds it. The reading session is unique per open (image, user) in the database, so
-    a double open resumes the same one."""
+    """Lease the image to ``user`` and start (or resume) their reading of it. Raises
+    ``ImageLeased`` when another reader holds it."""
     if not try_lease(image, user):
         raise ImageLeased(ImageLease.objects.select_related("user").get(image=image))
     release_other_leases(user, image)
+    return start_reading(image, user)
+
+
+def start_reading(image: Image, user) -> ReadingSession:
+    """Start (or resume) the reading of an image ``user`` holds (``open_image``, or
+    ``claim_next``, which leases it); an unfinished image becomes *in review*. The
+    reading session is unique per open (image, user) in the database, so a double open
+    resumes the same one."""
     session = ReadingSession.objects.filter(image=image, user=user, finished_at__isnull=True).first()
     if session is None:
         proposal = (
@@ -207,10 +227,11 @@ def open_image(image: Image, user) -> ReadingSession:
                 )
         except IntegrityError:
             session = ReadingSession.objects.get(image=image, user=user, finished_at__isnull=True)
-    Image.objects.filter(pk=image.pk, status__in=(ReviewStatus.UNLABELED, ReviewStatus.PROPOSED)).update(
-        status=ReviewStatus.IN_REVIEW, updated_at=timezone.now()
-    )
-    image.refresh_from_db(fields=["status", "updated_at"])
+    now = timezone.now()
+    if Image.objects.filter(pk=image.pk, status__in=(ReviewStatus.UNLABELED, ReviewStatus.PROPOSED)).update(
+        status=ReviewStatus.IN_REVIEW, updated_at=now
+    ):
+        image.status, image.updated_at = ReviewStatus.IN_REVIEW, now
     return session
 
 

@@ -28,6 +28,7 @@ from detectron2.config import CfgNode, get_cfg
 from detectron2.modeling import build_model
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
 
 from ml_backend.checkpoints import atomic_write_bytes
 from ml_backend.contract import Checkpoint, Detections
@@ -43,7 +44,10 @@ ZOO_CONFIGS = {
 @dataclass(frozen=True)
 class Detectron2Config(TorchEngineConfig):
     architecture: str = "R50-FPN"  # or "R101-FPN"
-    norm: str = "FrozenBN"  # ResNet norm: "FrozenBN" (zoo checkpoints) or "BN" (from scratch)
+    # ResNet norm. The zoo uses "FrozenBN" (fixed ImageNet statistics), which leaves a
+    # randomly initialised ResNet unnormalised: its outputs blow up. "BN" trains from
+    # scratch and still loads zoo checkpoints (only num_batches_tracked is missing).
+    norm: str = "BN"
 
 
 def build_cfg(config: Detectron2Config, num_categories: int) -> CfgNode:
@@ -112,7 +116,8 @@ class Detectron2Engine(TorchEngine):
             instances.gt_classes = target["labels"] - 1  # detectron2 classes are 0-based
             item["instances"] = instances
             inputs.append(item)
-        return self.model(inputs)
+        with EventStorage():  # detectron2 models log training statistics to one
+            return self.model(inputs)
 
     def _predict_tensors(self, images: list[torch.Tensor]) -> list[Detections]:
         model = self.model

@@ -31,7 +31,7 @@ anno.setStyle((a, state) => {
   const color = COLORS[box?.source || "human"];
   return { stroke: color, strokeWidth: state?.selected ? 3 : 2, fill: color, fillOpacity: state?.selected ? 0.18 : 0.06 };
 });
-window.review = { viewer, anno, boxes: () => boxes, outbox: () => outbox, current: () => current };
+window.review = { viewer, anno, boxes: () => boxes, outbox: () => outbox, current: () => current, ahead: () => ahead };
 
 // --- helpers ----------------------------------------------------------------------------
 
@@ -388,13 +388,17 @@ function fillClasses(categories) {
   });
 }
 
-async function show(payload) {
+/** Put an image (``pixels``: its pixels or their download) and its boxes (the draft's
+ * when one is kept, else ``shown`` or the payload's) on screen; resolves on the frame
+ * after they are painted, with the number of unsaved operations restored from the draft.
+ * Saving waits for ``settle``. */
+async function paint(payload, pixels, shown = null) {
   performance.mark("review:image-payload");
   current = payload;
-  const storageKey = `review-draft:${config.user}:${payload.image.id}`;
-  outbox = new Outbox(storageKey, outboxHandlers);
+  outbox = new Outbox(`review-draft:${config.user}:${payload.image.id}`, outboxHandlers);
+  outbox.paused = true;
   const restored = outbox.draft?.state?.boxes;
-  boxes = new Map((restored || payload.boxes.map((s) => ({
+  boxes = shown ?? new Map((restored || payload.boxes.map((s) => ({
     localId: `b${s.id}`, id: s.id, version: s.version, category: s.category, x: s.x, y: s.y, w: s.w, h: s.h,
     source: s.source, score: s.score, deleted: false,
   }))).map((b) => [b.localId, b]));
@@ -404,31 +408,69 @@ async function show(payload) {
   category = category ?? payload.categories[0]?.coco_id ?? null;
   fillClasses(payload.categories);
   showInfo(payload);
-  history.replaceState(null, "", `?image=${payload.image.id}&filter=${encodeURIComponent(config.filter)}`);
-  const pixels = await fetchPixels(payload.image.pixels_url);
+  const values = await pixels;
   performance.mark("review:pixels");
-  await viewer.show(pixels, payload.image);
+  await viewer.show(values, payload.image);
   withoutEvents(() => anno.setAnnotations([...boxes.values()].filter((b) => !b.deleted).map(toAnnotation)));
   refresh();
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   performance.mark("review:painted");
-  document.body.dataset.imageId = String(payload.image.id);
-  prefetchPixels(payload.prefetch_pixels_url);
-  if (restored && outbox.pending) toast(`Restored ${outbox.pending} unsaved change(s); saving now`);
-  setSaveState(outbox.pending ? "saving" : "saved", outbox.pending);
-  outbox.kick();
+  return restored ? outbox.pending : 0;
 }
 
-async function navigate(url, body, emptyMessage) {
+/** The server has handed ``payload`` (with its reading session) to the reader: save,
+ * and prefetch the image "next" will most likely hand out after it. */
+function settle(payload, restored) {
+  current = payload;
+  showInfo(payload);
+  history.replaceState(null, "", `?image=${payload.image.id}&filter=${encodeURIComponent(config.filter)}`);
+  document.body.dataset.imageId = String(payload.image.id);
+  performance.mark("review:settled");
+  prefetch(payload.upcoming);
+  if (restored) toast(`Restored ${restored} unsaved change(s); saving now`);
+  setSaveState(outbox.pending ? "saving" : "saved", outbox.pending);
+  outbox.resume();
+}
+
+// The image "next" will most likely hand out, once its payload and pixels have arrived.
+let ahead = null;
+
+function prefetch(upcoming) {
+  const entry = upcoming ? { id: upcoming.id } : null;
+  ahead = entry;
+  if (!entry) return;
+  Promise.all([call("GET", upcoming.url), prefetchPixels(upcoming.pixels_url)]).then(([{ status, data }, pixels]) => {
+    if (status === 200) Object.assign(entry, { payload: data, pixels });
+  }).catch(() => {});
+}
+
+const sameBoxes = (a, b) => JSON.stringify(a.boxes) === JSON.stringify(b.boxes)
+  && JSON.stringify(a.categories) === JSON.stringify(b.categories);
+
+/** Ask the server for an image and show it. With ``guess`` (the prefetched image "next"
+ * will most likely hand out) the page paints it while the request runs; when the server
+ * hands out another image, or other boxes, that one is painted instead, and when it hands
+ * out none, the image the reader left comes back. */
+async function navigate(url, body, emptyMessage, guess = null) {
   if (outbox && !(await outbox.flush())) return toast("Unsaved changes are waiting: resolve them first", "error");
   performance.mark("review:navigate");
-  const { status, data } = await call("POST", url, body);
-  if (status !== 200) return toast(data.detail || `HTTP ${status}`, "error");
-  if (!data.image) return toast(data.detail || emptyMessage);
-  await show(data);
+  const left = { payload: current, pixels: viewer.pixels, boxes };
+  const answer = call("POST", url, body);
+  const restored = guess && (await paint(guess.payload, guess.pixels));
+  const { status, data } = await answer;
+  if (status !== 200 || !data.image) {
+    if (guess) {
+      settle(left.payload, await paint(left.payload, left.pixels, left.boxes));
+      ahead = null; // the guess was wrong: do not paint it again
+    }
+    return status === 200 ? toast(data.detail || emptyMessage) : toast(data.detail || `HTTP ${status}`, "error");
+  }
+  if (guess?.payload.image.id === data.image.id && sameBoxes(guess.payload, data)) return settle(data, restored);
+  settle(data, await paint(data, fetchPixels(data.image.pixels_url)));
 }
 
-const next = () => navigate(`${API}/datasets/${config.dataset}/next/`, { filter: config.filter, after: current?.image.id }, "Nothing left");
+const next = () => navigate(`${API}/datasets/${config.dataset}/next/`, { filter: config.filter, after: current?.image.id },
+  "Nothing left", ahead?.payload ? ahead : null);
 const previous = () => navigate(`${API}/datasets/${config.dataset}/previous/`, { after: current?.image.id }, "No earlier image");
 const open = (id) => navigate(`${API}/images/${id}/open/`, {}, "");
 Object.assign(window.review, { next, previous });
@@ -505,7 +547,7 @@ document.addEventListener("keydown", (e) => {
 document.addEventListener("keydown", (e) => { if (e.key === "Shift" && config.canWrite) anno.setDrawingEnabled(true); });
 document.addEventListener("keyup", (e) => { if (e.key === "Shift") anno.setDrawingEnabled(drawMode); });
 
-setInterval(() => { if (current) call("POST", `${API}/images/${current.image.id}/heartbeat/`); }, HEARTBEAT_MS);
+setInterval(() => { if (current?.session) call("POST", `${API}/images/${current.image.id}/heartbeat/`); }, HEARTBEAT_MS);
 
 const wanted = new URLSearchParams(location.search).get("image");
 (wanted ? open(wanted) : next()).catch((err) => toast(String(err), "error"));

@@ -4,15 +4,20 @@
 /* global OpenSeadragon */
 import { applyLut, buildLut, presetWindow } from "./wl.js";
 
-/** A single-tile OpenSeadragon source whose tile is our canvas (no network, no copy). */
+let opened = 0;
+
+/** A single-tile OpenSeadragon source whose tile is our canvas (no network, no copy).
+ * Each source needs its own canvas and tile URL (the key of OpenSeadragon's tile cache):
+ * unloading the previous image's tile empties its canvas (width and height set to 0). */
 function canvasTileSource(canvas) {
   const ctx = canvas.getContext("2d");
+  const url = `wl-canvas-${++opened}`;
   const source = new OpenSeadragon.TileSource({
     width: canvas.width, height: canvas.height,
     tileSize: Math.max(canvas.width, canvas.height), minLevel: 0, maxLevel: 0,
   });
   Object.assign(source, {
-    getTileUrl: () => "wl-canvas",
+    getTileUrl: () => url,
     downloadTileStart: (job) => job.finish(ctx),
     downloadTileAbort: () => {},
     createTileCache: (cache, data) => { cache._ctx = data; },
@@ -26,13 +31,15 @@ function canvasTileSource(canvas) {
 
 const prefetched = new Map(); // url -> Promise of pixels (at most the upcoming image)
 
-/** Start downloading the pixels the reader will most likely open next. */
+/** Start downloading the pixels the reader will most likely open next; returns the download. */
 export function prefetchPixels(url) {
-  if (!url || prefetched.has(url)) return;
-  prefetched.clear();
-  const pending = download(url);
-  pending.catch(() => prefetched.delete(url));
-  prefetched.set(url, pending);
+  if (!prefetched.has(url)) {
+    prefetched.clear();
+    const pending = download(url);
+    pending.catch(() => prefetched.delete(url));
+    prefetched.set(url, pending);
+  }
+  return prefetched.get(url);
 }
 
 export function fetchPixels(url) {
@@ -66,18 +73,24 @@ export class XrayViewer {
       gestureSettingsTouch: { pinchToZoom: true },
       crossOriginPolicy: false, preserveImageSizeOnResize: true,
     });
-    this.canvas = document.createElement("canvas");
-    this.canvas.id = "wl-canvas";
     this.installWindowDrag();
   }
 
-  /** Show new raw pixels with the image's stored window; resolves once drawn. */
+  /** Show new raw pixels with the image's stored window, fitted to the screen; resolves
+   * once OpenSeadragon will draw them. An image of the size already shown is rendered
+   * into the same canvas and buffers, and OpenSeadragon keeps its tile source (no re-open). */
   show(pixels, meta) {
+    const sameSize = pixels.width === this.pixels?.width && pixels.height === this.pixels?.height;
     this.pixels = pixels;
     this.invert = meta.photometric === "MONOCHROME1";
     this.defaultWindow = { center: meta.window_center, width: meta.window_width };
-    this.canvas.width = pixels.width;
-    this.canvas.height = pixels.height;
+    if (sameSize) {
+      this.render(this.defaultWindow);
+      this.osd.viewport.goHome(true);
+      return Promise.resolve();
+    }
+    this.canvas = document.createElement("canvas");
+    Object.assign(this.canvas, { id: "wl-canvas", width: pixels.width, height: pixels.height });
     this.ctx = this.canvas.getContext("2d");
     this.imageData = this.ctx.createImageData(pixels.width, pixels.height);
     this.out32 = new Uint32Array(this.imageData.data.buffer);

@@ -137,3 +137,67 @@ def test_opening_marks_in_review_and_one_lease_per_reader(media_root):
     assert a.status == ReviewStatus.IN_REVIEW
     review.open_image(b, user)
     assert list(ImageLease.objects.filter(user=user).values_list("image_id", flat=True)) == [b.pk]
+
+
+def _proposed_images(dataset, count, boxes_each):
+    from annotator.models import AnnotationSource
+    from annotator.services.annotations import NewBox, create_boxes
+    from tests.factories import CategoryFactory
+
+    category = CategoryFactory(dataset=dataset)
+    images = [ImageFactory(dataset=dataset) for _ in range(count)]
+    create_boxes([NewBox(i, category, 1, 1, 5, 5, AnnotationSource.MODEL, 0.9, "m.p1")
+                  for i in images for _ in range(boxes_each)])
+    return images
+
+
+def _queries_of_next(client, dataset, after=None):
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        body = client.post(f"/api/review/datasets/{dataset.pk}/next/", {"after": after}, format="json").json()
+    return len(queries), body
+
+
+@pytest.mark.django_db
+def test_next_costs_a_fixed_small_number_of_queries_whatever_the_boxes(media_root):
+    counts = []
+    for boxes_each in (1, 12):
+        dataset = DatasetFactory()
+        images = _proposed_images(dataset, 3, boxes_each)
+        Ranking.objects.create(dataset=dataset, strategy="ranked_batch")
+        client = client_for(reader_of(dataset))
+        _, first = _queries_of_next(client, dataset)
+        count, second = _queries_of_next(client, dataset, after=first["image"]["id"])
+        assert len(second["boxes"]) == boxes_each
+        assert second["upcoming"]["id"] == images[2].pk
+        counts.append(count)
+    assert counts[0] == counts[1] <= 21, counts
+
+
+@pytest.mark.django_db
+def test_preview_shows_what_next_will_hand_out_without_leasing_it(media_root):
+    dataset = DatasetFactory()
+    current, upcoming = _proposed_images(dataset, 2, 2)
+    client = client_for(reader_of(dataset))
+    body = client.post(f"/api/review/datasets/{dataset.pk}/next/", {}, format="json").json()
+    assert body["image"]["id"] == current.pk
+    assert body["upcoming"] == {"id": upcoming.pk, "url": f"/api/review/images/{upcoming.pk}/",
+                                "pixels_url": f"/api/review/images/{upcoming.pk}/pixels/"}
+    preview = client.get(body["upcoming"]["url"]).json()
+    assert not ImageLease.objects.filter(image=upcoming).exists()
+    assert not upcoming.reading_sessions.exists()
+    assert "session" not in preview and preview["image"]["status"] == ReviewStatus.UNLABELED
+    handed_out = client.post(f"/api/review/datasets/{dataset.pk}/next/", {"after": current.pk}, format="json").json()
+    assert handed_out["image"]["id"] == upcoming.pk
+    assert (handed_out["boxes"], handed_out["categories"]) == (preview["boxes"], preview["categories"])
+
+
+@pytest.mark.django_db
+def test_preview_refuses_held_out_images_and_other_datasets(media_root):
+    dataset = DatasetFactory()
+    held_out = ImageFactory(dataset=dataset, split=Split.TEST)
+    elsewhere = ImageFactory()
+    client = client_for(reader_of(dataset))
+    assert client.get(f"/api/review/images/{held_out.pk}/").status_code == 404
+    assert client.get(f"/api/review/images/{elsewhere.pk}/").status_code == 404

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from annotator.models import Annotation, Image, ReviewStatus
-from tests.browser.conftest import image_at, open_reader, screen, wait_painted, wait_saved
+from annotator.models import Annotation, Image, ImageLease, RankedImage, ReviewStatus
+from annotator.services import review
+from tests.browser.conftest import image_at, open_reader, phantom, screen, wait_painted, wait_saved
+from tests.factories import ImageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -252,3 +254,80 @@ def test_window_level_changes_the_rendered_pixels_from_the_full_depth_values(log
     elapsed = page.evaluate("() => window.review.viewer.render({center: 1500, width: 900})")
     assert rendered() == expected(1500, 900)
     print(f"W/L re-render of 800x600 16-bit: {elapsed:.1f} ms")
+
+
+def on_screen(page, x, y):
+    """Grey level and alpha that OpenSeadragon's on-screen canvas shows at image pixel (x, y)."""
+    return page.evaluate(
+        "async ([x, y]) => { await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));"
+        " const v = window.review.viewer, p = v.imageToScreen(x, y), c = v.osd.drawer.canvas;"
+        " const k = c.width / c.clientWidth, d = c.getContext('2d').getImageData(p.x * k, p.y * k, 1, 1).data;"
+        " return [d[0], d[3]]; }", [x, y])
+
+
+def assert_shown_with_live_window(page, width, height):
+    """The image is on screen edge to edge, and a window/level change reaches the screen."""
+    for window, grey in (({"center": 0, "width": 1}, 255), ({"center": 70000, "width": 1}, 0)):
+        page.evaluate("(w) => window.review.viewer.render(w)", window)
+        for x, y in ((2, 2), (width // 2, height // 2), (width - 3, height - 3)):
+            assert on_screen(page, x, y) == [grey, 255], (window, x, y)
+
+
+def test_next_shows_each_image_on_screen_whatever_its_size(login, live_server, reading_room):
+    """OpenSeadragon is reused for an image of the same size and re-opened for another."""
+    dataset, (first, top, last) = reading_room["dataset"], reading_room["images"]
+    small = ImageFactory(dataset=dataset, pixels=phantom(3)[:300, :500], width=500, height=300, bit_depth=16,
+                         window_center=top.window_center, window_width=top.window_width)
+    RankedImage.objects.filter(image=first).update(image=small)
+    page = open_reader(login(reading_room["reader"]), live_server, dataset, top)
+    assert_shown_with_live_window(page, 800, 600)
+    for image, size in ((small, (500, 300)), (last, (800, 600)), (first, (800, 600))):
+        page.evaluate("() => window.review.next()")
+        wait_painted(page, image)
+        assert_shown_with_live_window(page, *size)
+
+
+def ahead_ready(page, image):
+    page.wait_for_function(f"() => window.review.ahead()?.id === {image.pk} && window.review.ahead().payload")
+
+
+def test_next_paints_the_prefetched_image_and_the_server_confirms_it(login, live_server, reading_room):
+    dataset, top, following = reading_room["dataset"], reading_room["top"], reading_room["images"][0]
+    page = open_reader(login(reading_room["reader"]), live_server, dataset, top)
+    ahead_ready(page, following)
+    assert not ImageLease.objects.filter(image=following).exists()  # prefetching leases nothing
+    page.evaluate("() => window.review.next()")
+    wait_painted(page, following)
+    assert page.evaluate("() => performance.getEntriesByName('review:painted').length") == 2  # painted once
+    assert page.evaluate("() => window.review.current().session.id") is not None
+    assert ImageLease.objects.get(image=following).user == reading_room["reader"]
+    following.refresh_from_db()
+    assert following.status == ReviewStatus.IN_REVIEW
+
+
+def test_when_another_reader_took_the_prefetched_image_next_shows_the_one_handed_out(
+        login, live_server, reading_room):
+    dataset, top, (taken, _, last) = reading_room["dataset"], reading_room["top"], reading_room["images"]
+    page = open_reader(login(reading_room["reader"]), live_server, dataset, top)
+    ahead_ready(page, taken)
+    review.open_image(taken, UserFactory())
+    page.evaluate("() => window.review.next()")
+    wait_painted(page, last)
+    assert page.evaluate("() => window.review.current().image.id") == last.pk
+    assert ImageLease.objects.get(image=last).user == reading_room["reader"]
+    assert_shown_with_live_window(page, 800, 600)
+
+
+def test_when_nothing_is_left_after_painting_the_guess_the_page_returns_to_its_image(
+        login, live_server, reading_room):
+    dataset, top, (taken, _, last) = reading_room["dataset"], reading_room["top"], reading_room["images"]
+    page = open_reader(login(reading_room["reader"]), live_server, dataset, top)
+    ahead_ready(page, taken)
+    review.open_image(taken, UserFactory())
+    review.open_image(last, UserFactory())
+    page.evaluate("() => window.review.next()")
+    assert "nothing left" in page.inner_text("#toast")
+    assert page.evaluate("() => [document.body.dataset.imageId, window.review.current().image.id]") == [
+        str(top.pk), top.pk]
+    assert page.evaluate("() => [window.review.ahead(), window.review.boxes().size]") == [None, 2]
+    assert ImageLease.objects.get(image=top).user == reading_room["reader"]

@@ -14,22 +14,12 @@ import pytest
 import torch
 
 from ml_backend.contract import Snapshot
+from tests.tiny_engine import TINY, TINY_TORCHVISION
 
 torch.set_num_threads(2)
 
-TINY = {
-    "min_size": 128,
-    "max_size": 128,
-    "batch_size": 2,
-    "warmup_iters": 2,
-    "rpn_proposals_train": 200,
-    "rpn_proposals_test": 100,
-    "roi_batch_size_per_image": 64,
-    "num_threads": 2,
-    "seed": 0,
-}
 ENGINE_CONFIGS = {
-    "torchvision": {**TINY, "architecture": "mobilenet_v3_large_fpn", "lr": 0.005},
+    "torchvision": TINY_TORCHVISION,
     "detectron2": {**TINY, "architecture": "R50-FPN", "lr": 0.005},
 }
 
