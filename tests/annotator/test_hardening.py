@@ -29,7 +29,10 @@ PRODUCTION_ENV = {
 
 
 def manage(*args, **env):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "DEBUG"))}
+    # the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE (Playwright beside live_server) is no
+    # production setting either
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("SECURE_", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))}
     full_env.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=120)
