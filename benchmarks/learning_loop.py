@@ -85,7 +85,8 @@ def main() -> None:
 
     dataset = freeze_validation_split(Dataset.objects.get(name="loop"))
     policy = policy_for(dataset)
-    policy.engine_config = {**DEMO_ENGINE, "min_size": size, "max_size": size}
+    policy.engine_config = {**DEMO_ENGINE, "min_size": min(size, DEMO_ENGINE["min_size"]),
+                            "max_size": min(size, DEMO_ENGINE["max_size"])}
     policy.iterations = iterations
     policy.save()
 

@@ -27,7 +27,9 @@ from annotator.models import (
 )
 from annotator.services.training import (
     RunAlreadyActive,
+    cancel_run,
     claim_run,
+    record_progress,
     request_runs_over_threshold,
     request_training_run,
     sweep_stale_runs,
@@ -186,3 +188,26 @@ def test_proposals_delivered_twice_store_nothing_twice(tmp_path, media_root, dja
     assert first[1] > 0
     assert not Annotation.objects.filter(source="model", image__split="val").exists()
     assert set(dataset.images.filter(split="pool").values_list("status", flat=True)) <= {"proposed", "unlabeled"}
+
+
+def test_cancel_stops_a_queued_run_at_once_and_a_running_one_at_its_next_iteration():
+    queued = request_training_run(DatasetFactory(), RunTrigger.MANUAL)
+    assert cancel_run(queued).state == RunState.CANCELLED
+    running = request_training_run(DatasetFactory(), RunTrigger.MANUAL)
+    claim_run(running.pk)
+    assert record_progress(running.pk, 1, 10, {"loss": 1.0}) is False
+    running = cancel_run(running)
+    assert running.state == RunState.RUNNING and running.cancel_requested
+    assert record_progress(running.pk, 2, 10, {"loss": 0.9}) is True  # the training loop stops here
+    running.refresh_from_db()
+    assert running.iteration == 2 and [p["iteration"] for p in running.loss_history] == [1, 2]
+
+
+def test_a_cancelled_running_run_ends_cancelled_without_a_version(tmp_path, media_root):
+    dataset = phantom_dataset(tmp_path, iterations=50)
+    run = request_training_run(dataset, RunTrigger.MANUAL)
+    TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)  # as if clicked mid-run
+    assert "cancelled" in train_model.apply(args=[run.pk]).get()
+    run.refresh_from_db()
+    assert run.state == RunState.CANCELLED and run.iteration == 1
+    assert not ModelVersion.objects.exists()
