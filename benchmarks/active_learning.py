@@ -2,7 +2,7 @@
 """Active-learning label efficiency, and incremental vs from-scratch retraining.
 
     .venv/bin/python benchmarks/active_learning.py            # the full protocol (long)
-    .venv/bin/python benchmarks/active_learning.py --quick    # a smoke run, well under a minute
+    .venv/bin/python benchmarks/active_learning.py --quick    # a smoke run (tiny settings)
     .venv/bin/python benchmarks/active_learning.py --report-only   # re-aggregate saved seeds
 
 All data are synthetic phantoms (``ml_backend.phantoms``): a pool, a frozen validation
@@ -203,6 +203,8 @@ class SeedRun:
                 labeled = labeled + self.pick(name, checkpoint, labeled, round_no)
                 checkpoint, train_s = self.train(f"{name}-r{round_no}", labeled, checkpoint.path,
                                                  s["iterations"], self.seed * 1000 + round_no)
+                if state[name][1] is not first:  # keep disk use flat: 76 MB per checkpoint
+                    state[name][1].path.unlink()
                 state[name] = (labeled, checkpoint)
                 row = {"round": round_no, "labels": len(labeled), "train_s": round(train_s, 1),
                        **self.evaluate(checkpoint, self.test)}
@@ -337,6 +339,11 @@ def plot(summary: dict, path: Path, title: str) -> None:
 # -- command line ---------------------------------------------------------------------
 
 
+def previous_wall_s(path: Path) -> float | None:
+    """The measured wall time of the run a ``--report-only`` call re-aggregates."""
+    return json.loads(path.read_text()).get("wall_s") if path.exists() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke configuration")
@@ -368,6 +375,7 @@ def main() -> None:
                        for n, path, scratch in jobs]
             for future in futures:
                 future.result()
+    out = args.results / f"active_learning{suffix}.json"
     seeds = [json.loads(p.read_text()) for p in seed_files if p.exists()]
     scratch = json.loads(scratch_file.read_text())["scratch"] if scratch_file.exists() else []
     summary = summarise(settings, seeds, scratch)
@@ -376,13 +384,14 @@ def main() -> None:
         "data": "synthetic phantoms (ml_backend.phantoms); no patient data",
         "machine": f"{os.cpu_count()} cores, CPU only, shared with other work",
         "settings": settings, "engine": engine_config(settings, 0),
-        "wall_s": None if args.report_only else round(time.perf_counter() - started, 1),
+        "wall_s": previous_wall_s(out) if args.report_only else round(time.perf_counter() - started, 1),
         "seeds_completed": len(seeds), "rounds_compared": rounds_done(seeds), **summary,
     }
     plot_path = args.plots / f"active_learning{suffix}.png"
-    plot(summary, plot_path, f"synthetic phantoms, {len(seeds)} seed(s), {settings['image_size']} px")
+    plot(summary, plot_path, (f"synthetic phantoms ({settings['image_size']} px, model input "
+                          f"{settings['input_size']} px), {len(seeds)} seed(s)"))
     result["plot"] = os.path.relpath(plot_path, ROOT)
-    (args.results / f"active_learning{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("wall_s", "seeds_completed", "plot")}, indent=1))
     for name, entry in summary["strategies"].items():
         print(f"{name:18s} mAP50 {entry['map50_mean']}  AULC {entry['aulc_map50_mean']:.3f}"

@@ -19,11 +19,12 @@ import os
 import random
 import uuid
 from collections import deque
+from pathlib import Path
 
 from locust import HttpUser, between, events, task
 
 DATASET = os.environ.get("LOAD_DATASET", "0")
-TOKENS = json.loads(open(os.environ["LOAD_TOKENS"]).read()) if "LOAD_TOKENS" in os.environ else []
+TOKENS = json.loads(Path(os.environ["LOAD_TOKENS"]).read_text()) if "LOAD_TOKENS" in os.environ else []
 _token_ids = itertools.count()
 # (annotation id, version) pairs other readers have already saved past: re-sending one
 # is a guaranteed stale write.
