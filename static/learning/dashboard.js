@@ -97,6 +97,14 @@ function drawMetricsChart(versions) {
     line.setAttribute("stroke", colour);
     line.setAttribute("fill", "none");
     svg.appendChild(line);
+    for (const [x, y] of points) {  // a marker per version: one version is a single point
+      const dot = document.createElementNS(SVG, "circle");
+      dot.setAttribute("cx", String(x));
+      dot.setAttribute("cy", String(y));
+      dot.setAttribute("r", "3");
+      dot.setAttribute("fill", colour);
+      svg.appendChild(dot);
+    }
     const label = document.createElementNS(SVG, "text");
     label.setAttribute("x", String(40 + index * 120));
     label.setAttribute("y", "14");
