@@ -15,7 +15,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from annotator.models import (
@@ -162,6 +161,3 @@ def request_runs_over_threshold() -> list[TrainingRun]:
                 continue
     return started
 
-
-def bump_iteration_total(run_id: int, extra: int) -> None:
-    TrainingRun.objects.filter(pk=run_id).update(total_iterations=F("total_iterations") + extra)
