@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from annotator.models import SAMPLEABLE_SPLITS, Annotation, Image, Prediction
 from annotator.services import annotations as boxes
-from annotator.services import review
+from annotator.services import pixel_cache, review
 from annotator.services.datasets import can_write, visible_datasets
 from annotator.services.versions import policy_for
 
@@ -244,7 +244,7 @@ def pixels(request, pk):
     for 8-bit ones. Size and depth are in ``X-Width``, ``X-Height``, ``X-Bit-Depth``,
     ``X-Bytes-Per-Pixel`` and ``X-Photometric``."""
     image = _image(request, pk)
-    data, bytes_per_pixel = review.raw_pixels(image)
+    data, bytes_per_pixel = pixel_cache.raw_pixels(image)
     response = HttpResponse(data, content_type="application/octet-stream")
     response["X-Width"], response["X-Height"] = image.width, image.height
     response["X-Bit-Depth"], response["X-Bytes-Per-Pixel"] = image.bit_depth, bytes_per_pixel

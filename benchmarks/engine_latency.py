@@ -5,10 +5,12 @@
                                                    # (to results/engine_latency_quick.json)
 
 Measures, per architecture (Faster R-CNN ResNet-50-FPN v2, MobileNetV3-Large-FPN), input
-size and memory layout (NCHW / channels_last): seconds per image for ``predict`` of one
-image (p50, p95) in eval mode under ``torch.inference_mode``. Then the throughput of
-ranking a pool: predict (and, with flip-TTA, predict on the mirrored image too) on a
-sample of the pool, extrapolated to ``--pool`` images and labelled as extrapolated.
+size and runtime (PyTorch eager NCHW, PyTorch channels_last, backbone in ONNX Runtime):
+seconds per image for ``predict`` of one image (p50, p95) in eval mode under
+``torch.inference_mode``, the variants of one architecture and size interleaved image by
+image so that machine noise hits them alike. Then the throughput of ranking a pool:
+predict (and, with flip-TTA, predict on the mirrored image too) on a sample of the pool
+with the fastest variant, extrapolated to ``--pool`` images and labelled as extrapolated.
 
 Images are synthetic phantoms (``ml_backend.phantoms``) and weights are random: the
 compute is the model's, the detections are meaningless. Engine defaults otherwise (300
@@ -35,7 +37,11 @@ from ml_backend.phantoms import image_rng, render_phantom
 from ml_backend.registry import get_engine
 
 ARCHITECTURES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
-TARGETS_S = {("resnet50_fpn_v2", 800): 1.5, ("mobilenet_v3_large_fpn", 800): 0.4}
+TARGETS_S = {
+    ("resnet50_fpn_v2", 800): 1.5,
+    ("mobilenet_v3_large_fpn", 512): 0.4,
+    ("mobilenet_v3_large_fpn", 800): 0.4,
+}
 POOL_TARGET_MIN = 10.0
 RESULTS = Path(__file__).parent / "results" / "engine_latency.json"
 QUICK_RESULTS = RESULTS.with_name("engine_latency_quick.json")
@@ -45,27 +51,38 @@ def phantoms(size: int, n: int) -> list[np.ndarray]:
     return [render_phantom(image_rng(11, i), size)[0] for i in range(n)]
 
 
-def engine_for(architecture: str, size: int, channels_last: bool, threads: int):
+# name -> engine settings of an inference variant
+VARIANTS = {
+    "torch NCHW": {},
+    "torch channels_last": {"channels_last": True},
+    "onnxruntime": {"inference_runtime": "onnxruntime"},
+}
+
+
+def engine_for(architecture: str, size: int, variant: str, threads: int):
     return get_engine(
         "torchvision",
         category_ids=[1, 2],
         architecture=architecture,
         min_size=size,
         max_size=size,
-        channels_last=channels_last,
         num_threads=threads,
         predict_batch_size=1,
+        **VARIANTS[variant],
     )
 
 
-def seconds_per_call(call, inputs: list, warmup: int = 1) -> list[float]:
-    for item in inputs[:warmup]:
-        call(item)
-    times = []
-    for item in inputs:
-        started = time.perf_counter()
-        call(item)
-        times.append(time.perf_counter() - started)
+def interleaved_seconds(engines: dict, images: list) -> dict[str, list[float]]:
+    """Seconds of ``predict([image])`` per engine, after one warm-up call each (which
+    also exports the ONNX Runtime backbone), the engines taking turns on every image."""
+    for engine in engines.values():
+        engine.predict(images[:1])
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    for image in images:
+        for name, engine in engines.items():
+            started = time.perf_counter()
+            engine.predict([image])
+            times[name].append(time.perf_counter() - started)
     return times
 
 
@@ -73,18 +90,17 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def measure_latency(sizes, repeats, threads) -> list[dict]:
+def measure_latency(sizes, repeats: dict[str, int], threads) -> list[dict]:
     rows = []
     for architecture in ARCHITECTURES:
         for size in sizes:
-            images = phantoms(size, repeats)
-            for channels_last in (False, True):
-                engine = engine_for(architecture, size, channels_last, threads)
-                times = seconds_per_call(lambda image, e=engine: e.predict([image]), images)
+            images = phantoms(size, repeats[architecture])
+            engines = {variant: engine_for(architecture, size, variant, threads) for variant in VARIANTS}
+            for variant, times in interleaved_seconds(engines, images).items():
                 rows.append({
                     "architecture": architecture,
                     "size": size,
-                    "channels_last": channels_last,
+                    "variant": variant,
                     "threads": threads,
                     "n": len(times),
                     "p50_s": round(statistics.median(times), 4),
@@ -96,12 +112,12 @@ def measure_latency(sizes, repeats, threads) -> list[dict]:
 
 def measure_pool(latency: list[dict], size: int, samples: dict[str, int], pool: int, threads) -> list[dict]:
     """Ranking needs predict (and predict_hflip with TTA) on every pool image; time it on
-    a sample with each architecture's faster layout and extrapolate to ``pool``."""
+    a sample with each architecture's fastest variant and extrapolate to ``pool``."""
     rows = []
     for architecture, sample in samples.items():
-        layouts = [r for r in latency if r["architecture"] == architecture and r["size"] == size]
-        channels_last = min(layouts, key=lambda r: r["p50_s"])["channels_last"] if layouts else False
-        engine = engine_for(architecture, size, channels_last, threads)
+        variants = [r for r in latency if r["architecture"] == architecture and r["size"] == size]
+        variant = min(variants, key=lambda r: r["p50_s"])["variant"] if variants else "torch NCHW"
+        engine = engine_for(architecture, size, variant, threads)
         images = phantoms(size, min(sample, 10))
         batch = [images[i % len(images)] for i in range(sample)]
         for tta in (False, True):
@@ -114,7 +130,7 @@ def measure_pool(latency: list[dict], size: int, samples: dict[str, int], pool: 
             rows.append({
                 "architecture": architecture,
                 "size": size,
-                "channels_last": channels_last,
+                "variant": variant,
                 "flip_tta": tta,
                 "measured_images": sample,
                 "s_per_image": round(per_image, 4),
@@ -127,15 +143,14 @@ def measure_pool(latency: list[dict], size: int, samples: dict[str, int], pool: 
 
 
 def print_tables(latency: list[dict], pool_rows: list[dict]) -> None:
-    print(f"{'architecture':24} {'size':>5} {'layout':>13} {'p50 s':>8} {'p95 s':>8}")
+    print(f"{'architecture':24} {'size':>5} {'variant':>20} {'p50 s':>8} {'p95 s':>8}")
     for r in latency:
-        layout = "channels_last" if r["channels_last"] else "NCHW"
-        print(f"{r['architecture']:24} {r['size']:>5} {layout:>13} {r['p50_s']:>8.3f} {r['p95_s']:>8.3f}")
+        print(f"{r['architecture']:24} {r['size']:>5} {r['variant']:>20} {r['p50_s']:>8.3f} {r['p95_s']:>8.3f}")
     print()
-    print(f"{'architecture':24} {'size':>5} {'TTA':>4} {'s/img':>7} {'pool':>6} {'minutes':>8}  basis")
+    print(f"{'architecture':24} {'size':>5} {'variant':>20} {'TTA':>4} {'s/img':>7} {'pool':>6} {'minutes':>8}  basis")
     for r in pool_rows:
         basis = f"extrapolated from {r['measured_images']}" if r["extrapolated"] else "measured"
-        print(f"{r['architecture']:24} {r['size']:>5} {'yes' if r['flip_tta'] else 'no':>4} "
+        print(f"{r['architecture']:24} {r['size']:>5} {r['variant']:>20} {'yes' if r['flip_tta'] else 'no':>4} "
               f"{r['s_per_image']:>7.3f} {r['pool']:>6} {r['pool_minutes']:>8.2f}  {basis}")
 
 
@@ -161,9 +176,12 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     if args.quick:
-        sizes, repeats, pool_size, samples = [128], 2, 128, {"mobilenet_v3_large_fpn": 2, "resnet50_fpn_v2": 1}
+        sizes, pool_size = [128], 128
+        repeats = samples = {"mobilenet_v3_large_fpn": 2, "resnet50_fpn_v2": 1}
     else:
-        sizes, repeats, pool_size, samples = [512, 800], 4, 512, {"mobilenet_v3_large_fpn": 20, "resnet50_fpn_v2": 5}
+        sizes, pool_size = [512, 800], 512
+        repeats = {"mobilenet_v3_large_fpn": 20, "resnet50_fpn_v2": 8}
+        samples = {"mobilenet_v3_large_fpn": 40, "resnet50_fpn_v2": 10}
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     latency = measure_latency(sizes, repeats, args.threads)

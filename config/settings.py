@@ -153,6 +153,9 @@ if S3_BUCKET:
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 256 * 1024 * 1024, minimum=1024)
 # Decompression-bomb guard: images with more pixels are refused before decoding.
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 64_000_000, minimum=1)
+# Decoded pixels for the review page (annotator.services.pixel_cache), local to the host.
+PIXEL_CACHE_DIR = env_path("PIXEL_CACHE_DIR", VAR_DIR / "pixel-cache")
+PIXEL_CACHE_MAX_BYTES = env_int("PIXEL_CACHE_MAX_BYTES", 2 * 1024**3, minimum=0)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 
 # --- API --------------------------------------------------------------------------------

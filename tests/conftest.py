@@ -43,6 +43,13 @@ def media_root(tmp_path, settings) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def pixel_cache_dir(tmp_path, settings) -> Path:
+    """The review page's decoded-pixel cache, private to the test."""
+    settings.PIXEL_CACHE_DIR = tmp_path / "pixel-cache"
+    return settings.PIXEL_CACHE_DIR
+
+
 def stored_files(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 

@@ -16,14 +16,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotator.imaging import decode_image
 from annotator.models import (
     Annotation,
     AnnotationSource,
@@ -400,14 +397,3 @@ def reader_stats(dataset: Dataset) -> dict:
         "model_versions": rows(versions),
         "overall": _summary(sessions, outcomes),
     }
-
-
-def raw_pixels(image: Image) -> tuple[bytes, int]:
-    """The stored values of ``image`` as little-endian bytes and the bytes per pixel
-    (2 for 9-16-bit images, 1 for 8-bit ones), decoded by the same code as every upload.
-    MONOCHROME1 is not inverted here: the viewer inverts for display."""
-    with default_storage.open(image.file.name, "rb") as stored:
-        pixels = decode_image(stored.read(), image.file.name, max_pixels=settings.MAX_IMAGE_PIXELS).pixels
-    if pixels.dtype.itemsize == 2:
-        return pixels.astype("<u2", copy=False).tobytes(), 2
-    return pixels.tobytes(), 1

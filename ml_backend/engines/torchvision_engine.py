@@ -1,10 +1,14 @@
 """The default engine: torchvision Faster R-CNN (ResNet-50-FPN v2 or MobileNetV3-Large-FPN).
 
-Models are always built with ``weights=None, weights_backbone=None`` (random init;
-trained weights come from our own checkpoints or a local state_dict), so nothing is
-downloaded. Two changes to torchvision's stock model:
+Models are always built with random weights (trained weights come from our own
+checkpoints or a local state_dict), so nothing is downloaded. Three changes to
+torchvision's stock models:
 
 - the RPN anchors come from the config (small fractures need small anchors);
+- the MobileNetV3-Large FPN reads the last block of the stride-8, 16 and 32 stages.
+  torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` feeds its FPN two stride-32 maps
+  (blocks 13 and 16): an 8x8 grid for a 256 px input, too coarse for fractures of
+  10-50 px, and a model that did not learn them in our CPU budget (docs/benchmarks.md);
 - the ROI heads are ``ProbabilityRoIHeads``, which keep each returned box's full softmax
   row (background first), not only its top score.
 
@@ -17,35 +21,68 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.models.detection import (
-    fasterrcnn_mobilenet_v3_large_fpn,
-    fasterrcnn_resnet50_fpn_v2,
-)
+from torchvision.models import mobilenet_v3_large
+from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FasterRCNN
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import boxes as box_ops
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ml_backend.contract import Detections
 from ml_backend.engines import TorchEngine, TorchEngineConfig
+from ml_backend.engines.onnx_backbone import OnnxBackbone
 from ml_backend.registry import register
 
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+# Blocks of ``mobilenet_v3_large().features`` ending the stride-8, 16 and 32 stages.
+MOBILENET_FPN_BLOCKS = {"6": 40, "12": 112, "16": 960}  # block -> output channels
+FPN_CHANNELS = 256
+
+
+def fasterrcnn_mobilenet_v3_large_fpn(num_classes: int, **kwargs) -> FasterRCNN:
+    """Faster R-CNN on MobileNetV3-Large with an FPN over strides 8, 16, 32 (and a
+    max-pooled stride-64 level), random weights; ``kwargs`` go to ``FasterRCNN``.
+
+    Batch norm keeps running statistics with momentum 0.1, not MobileNet's 0.01: trained
+    from random weights for a few hundred iterations, 0.01 leaves the statistics used at
+    inference far behind the weights (validation mAP50 0.000 with them, 0.008 with
+    statistics recomputed, after 200 iterations of the same run)."""
+    backbone = BackboneWithFPN(
+        mobilenet_v3_large(weights=None, norm_layer=partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.1)).features,
+        return_layers={block: str(level) for level, block in enumerate(MOBILENET_FPN_BLOCKS)},
+        in_channels_list=list(MOBILENET_FPN_BLOCKS.values()),
+        out_channels=FPN_CHANNELS,
+        extra_blocks=LastLevelMaxPool(),
+    )
+    levels = len(MOBILENET_FPN_BLOCKS) + 1
+    anchors = AnchorGenerator(((32,), (64,), (128,), (256,)), (ASPECT_RATIOS,) * levels)
+    return FasterRCNN(backbone, num_classes, rpn_anchor_generator=anchors, **kwargs)
+
+
+def fasterrcnn_resnet50_fpn_v2_random(num_classes: int, **kwargs) -> FasterRCNN:
+    return fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
+
+
 ARCHITECTURES = {
-    "resnet50_fpn_v2": fasterrcnn_resnet50_fpn_v2,
+    "resnet50_fpn_v2": fasterrcnn_resnet50_fpn_v2_random,
     "mobilenet_v3_large_fpn": fasterrcnn_mobilenet_v3_large_fpn,
 }
-ASPECT_RATIOS = (0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
 class TorchvisionConfig(TorchEngineConfig):
     architecture: str = "resnet50_fpn_v2"  # or "mobilenet_v3_large_fpn"
     channels_last: bool = False  # NHWC memory layout for inference (measure: CPU-dependent)
+    # "torch", or "onnxruntime": predict runs the backbone in ONNX Runtime (engines/onnx_backbone.py)
+    inference_runtime: str = "torch"
 
 
 class ProbabilityRoIHeads(RoIHeads):
@@ -104,14 +141,10 @@ class ProbabilityRoIHeads(RoIHeads):
         return results
 
 
-def anchor_generator(sizes: tuple[int, ...], stock: AnchorGenerator) -> AnchorGenerator:
-    """Anchors of ``sizes`` laid out like ``stock``: one size per feature level when the
-    stock generator has one per level (ResNet-FPN), otherwise every size on every level
-    (MobileNet-FPN)."""
-    levels = len(stock.sizes)
-    if all(len(level) == 1 for level in stock.sizes):
-        if len(sizes) != levels:
-            raise ValueError(f"anchor_sizes needs one size per FPN level ({levels}), got {sizes}")
+def anchor_generator(sizes: tuple[int, ...], levels: int) -> AnchorGenerator:
+    """Anchors of ``sizes`` on ``levels`` feature levels (finest first): one size per level
+    when there are as many sizes as levels, otherwise every size on every level."""
+    if len(sizes) == levels:
         per_level = tuple((int(s),) for s in sizes)
     else:
         per_level = (tuple(int(s) for s in sizes),) * levels
@@ -123,9 +156,7 @@ def build_detector(config: TorchvisionConfig, num_categories: int) -> FasterRCNN
     if config.architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
     model = ARCHITECTURES[config.architecture](
-        weights=None,
-        weights_backbone=None,
-        num_classes=num_categories + 1,
+        num_categories + 1,
         min_size=config.min_size,
         max_size=config.max_size,
         box_score_thresh=config.candidate_score,
@@ -135,7 +166,7 @@ def build_detector(config: TorchvisionConfig, num_categories: int) -> FasterRCNN
         rpn_post_nms_top_n_test=config.rpn_proposals_test,
     )
     rpn = model.rpn
-    rpn.anchor_generator = anchor_generator(config.anchor_sizes, rpn.anchor_generator)
+    rpn.anchor_generator = anchor_generator(config.anchor_sizes, len(rpn.anchor_generator.sizes))
     anchors = rpn.anchor_generator.num_anchors_per_location()[0]
     if anchors != rpn.head.cls_logits.out_channels:
         rpn.head = RPNHead(model.backbone.out_channels, anchors, conv_depth=len(rpn.head.conv))
@@ -164,6 +195,7 @@ def pooled_embeddings(
 class TorchvisionEngine(TorchEngine):
     name = "torchvision"
     config_class = TorchvisionConfig
+    _onnx: tuple[torch.nn.Module, int, OnnxBackbone] | None = None  # see _inference_backbone
 
     def _build_model(self, num_categories: int) -> torch.nn.Module:
         return build_detector(self.config, num_categories)
@@ -171,13 +203,27 @@ class TorchvisionEngine(TorchEngine):
     def _batch_losses(self, images, targets):
         return self.model(images, targets)
 
+    def _inference_backbone(self) -> torch.nn.Module:
+        """``model.backbone``, or with ``inference_runtime="onnxruntime"`` its ONNX Runtime
+        export, re-exported whenever the weights have changed since (a load, or training:
+        every in-place update bumps a tensor's version counter)."""
+        backbone = self.model.backbone
+        if self.config.inference_runtime == "torch":
+            return backbone
+        if self.config.inference_runtime != "onnxruntime":
+            raise ValueError(f"inference_runtime must be 'torch' or 'onnxruntime', got {self.config.inference_runtime!r}")
+        version = sum(tensor._version for tensor in [*backbone.parameters(), *backbone.buffers()])
+        if self._onnx is None or self._onnx[0] is not backbone or self._onnx[1] != version:
+            self._onnx = (backbone, version, OnnxBackbone(backbone, self.config.num_threads))
+        return self._onnx[2]
+
     def _predict_tensors(self, images: list[torch.Tensor]) -> list[Detections]:
         model = self.model
         original_sizes = [tuple(image.shape[-2:]) for image in images]
         batch, _ = model.transform(images)
         if self.config.channels_last:
             batch.tensors = batch.tensors.contiguous(memory_format=torch.channels_last)
-        features = model.backbone(batch.tensors)
+        features = self._inference_backbone()(batch.tensors)
         proposals, _ = model.rpn(batch, features)
         found, _ = model.roi_heads(features, proposals, batch.image_sizes)
         found = model.transform.postprocess(found, batch.image_sizes, original_sizes)

@@ -241,8 +241,7 @@ def test_window_level_changes_the_rendered_pixels_from_the_full_depth_values(log
 
     def rendered():
         return page.evaluate(
-            "(pts) => { const c = window.review.viewer.canvas.getContext('2d');"
-            " return pts.map(([x, y]) => c.getImageData(x, y, 1, 1).data[0]); }", points)
+            "(pts) => pts.map(([x, y]) => window.review.viewer.greyAt(x, y))", points)
 
     def expected(center, width):
         values = np.array([raw[y, x] for x, y in points], dtype=np.float64)
@@ -277,6 +276,37 @@ def assert_shown_with_live_window(page, width, height):
         page.evaluate("(w) => window.review.viewer.render(w)", window)
         for x, y in ((2, 2), (width // 2, height // 2), (width - 3, height - 3)):
             assert on_screen(page, x, y) == [grey, 255], (window, x, y)
+
+
+def drawn_levels(page):
+    return page.evaluate(
+        "async () => { await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));"
+        " return window.review.viewer.osd.world.getItemAt(0).getTilesToDraw().map((t) => t.level); }")
+
+
+def test_fitted_image_is_drawn_from_the_half_resolution_level_and_zoomed_in_from_full(
+    login, live_server, reading_room
+):
+    top = reading_room["top"]
+    page = open_reader(login(reading_room["reader"]), live_server, reading_room["dataset"], top)
+    page.evaluate("() => window.review.viewer.zoomTo(0.3, 400, 300)")  # as a 2500 px image fits a screen
+    assert drawn_levels(page) == [0]
+    assert_shown_with_live_window(page, 800, 600)
+    page.evaluate("() => window.review.viewer.zoomTo(2, 400, 300)")
+    assert set(drawn_levels(page)) == {1}
+    for window, grey in (({"center": 0, "width": 1}, 255), ({"center": 70000, "width": 1}, 0)):
+        page.evaluate("(w) => window.review.viewer.render(w)", window)
+        for x, y in ((300, 200), (400, 300), (500, 400)):
+            assert on_screen(page, x, y) == [grey, 255], (window, x, y)
+
+
+def test_half_resolution_values_are_the_2x2_means_odd_edges_included(login, live_server, reading_room):
+    page = open_reader(login(reading_room["reader"]), live_server, reading_room["dataset"], reading_room["top"])
+    halved = page.evaluate(
+        "async () => { const { halve } = await import('/static/review/viewer.js');"
+        " const h = halve(Uint16Array.from([0, 4, 10, 8, 12, 20, 100, 200, 65535]), 3, 3);"
+        " return [Array.from(h.values), h.width, h.height, h.values.constructor.name]; }")
+    assert halved == [[6, 15, 150, 65535], 2, 2, "Uint16Array"]
 
 
 def test_next_shows_each_image_on_screen_whatever_its_size(login, live_server, reading_room):

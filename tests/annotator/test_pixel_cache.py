@@ -1,0 +1,47 @@
+"""The review page's decoded-pixel cache: served from disk after the first decode,
+never half-written, least recently used evicted first."""
+
+import os
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+
+from annotator.services.pixel_cache import evict, raw_pixels
+from tests.factories import ImageFactory, unique_pixels
+
+pytestmark = pytest.mark.django_db
+
+
+def test_second_read_comes_from_the_cache_not_the_stored_file(media_root, pixel_cache_dir):
+    image = ImageFactory(pixels=unique_pixels(3))
+    first, bytes_per_pixel = raw_pixels(image)
+    assert bytes_per_pixel == 1 and np.array_equal(np.frombuffer(first, np.uint8).reshape(48, 64), unique_pixels(3))
+    assert [p.name for p in pixel_cache_dir.iterdir()] == [f"{image.sha256}.raw"]
+    default_storage.delete(image.file.name)  # a decode would now fail
+    assert raw_pixels(image) == (first, 1)
+
+
+def test_sixteen_bit_values_are_cached_little_endian(media_root, pixel_cache_dir):
+    pixels = (np.arange(64 * 48, dtype=np.uint32).reshape(48, 64) * 13 % 4096).astype(np.uint16)
+    image = ImageFactory(pixels=pixels, bit_depth=16)
+    raw_pixels(image)
+    data, bytes_per_pixel = raw_pixels(image)
+    assert bytes_per_pixel == 2 and np.array_equal(np.frombuffer(data, "<u2").reshape(48, 64), pixels)
+
+
+def test_eviction_removes_least_recently_used_entries_first(tmp_path):
+    for age, name in enumerate(["newest", "middle", "oldest"]):
+        path = tmp_path / name
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    evict(tmp_path, keep_bytes=150)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newest"]
+
+
+def test_a_full_cache_makes_room_for_the_new_entry(media_root, pixel_cache_dir, settings):
+    settings.PIXEL_CACHE_MAX_BYTES = 64 * 48 + 10  # room for one 8-bit 64x48 image
+    first, second = ImageFactory(pixels=unique_pixels(1)), ImageFactory(pixels=unique_pixels(2))
+    raw_pixels(first)
+    raw_pixels(second)
+    assert [p.name for p in pixel_cache_dir.iterdir()] == [f"{second.sha256}.raw"]
