@@ -44,10 +44,12 @@ def media_root(tmp_path, settings) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def pixel_cache_dir(tmp_path, settings) -> Path:
+def pixel_cache_dir(tmp_path):
     """The review page's decoded-pixel cache, private to the test."""
-    settings.PIXEL_CACHE_DIR = tmp_path / "pixel-cache"
-    return settings.PIXEL_CACHE_DIR
+    from django.test import override_settings
+
+    with override_settings(PIXEL_CACHE_DIR=tmp_path / "pixel-cache"):
+        yield tmp_path / "pixel-cache"
 
 
 def stored_files(root: Path) -> set[str]:

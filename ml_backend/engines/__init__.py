@@ -48,11 +48,16 @@ class TorchEngineConfig(EngineConfig):
     min_size: int = 800  # shorter side after resizing
     max_size: int = 1333  # longer side cap after resizing
     anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)  # pixels, small for small fractures
-    rpn_proposals_train: int = 2000  # proposals kept after NMS per training image
+    # Proposals kept after NMS per training image, and ROIs sampled from them for the box
+    # head. torchvision's 2000 / 512 suit COCO's crowded scenes; a radiograph has a few
+    # fractures at most, and on CPU the ROI head's backward pass (RoIAlign above all) took
+    # 41 % of a MobileNetV3 training iteration at 256 ROIs per image: 500 / 64 made an
+    # iteration 2.8x faster (docs/benchmarks.md, "Training on CPU").
+    rpn_proposals_train: int = 500
     # Proposals per image at inference. torchvision's default is 1000; 300 (as in the
     # Faster R-CNN paper) makes the ROI head, most of the CPU time, about 3x cheaper.
     rpn_proposals_test: int = 300
-    roi_batch_size_per_image: int = 256  # sampled ROIs per training image
+    roi_batch_size_per_image: int = 64
     normalisation: str = "auto"  # see ml_backend.preprocessing.NORMALISATIONS
     percentile_low: float = 0.5
     percentile_high: float = 99.5

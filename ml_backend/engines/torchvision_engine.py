@@ -195,7 +195,7 @@ def pooled_embeddings(
 class TorchvisionEngine(TorchEngine):
     name = "torchvision"
     config_class = TorchvisionConfig
-    _onnx: tuple[torch.nn.Module, int, OnnxBackbone] | None = None  # see _inference_backbone
+    _onnx: tuple[torch.nn.Module, tuple, OnnxBackbone] | None = None  # see _inference_backbone
 
     def _build_model(self, num_categories: int) -> torch.nn.Module:
         return build_detector(self.config, num_categories)
@@ -205,16 +205,18 @@ class TorchvisionEngine(TorchEngine):
 
     def _inference_backbone(self) -> torch.nn.Module:
         """``model.backbone``, or with ``inference_runtime="onnxruntime"`` its ONNX Runtime
-        export, re-exported whenever the weights have changed since (a load, or training:
-        every in-place update bumps a tensor's version counter)."""
+        export, exported again when the weights have changed since: a load (a new
+        module), an optimiser step or any other in-place update (it bumps the tensor's
+        version counter), or new storage. Writes through ``tensor.data`` are not seen."""
         backbone = self.model.backbone
         if self.config.inference_runtime == "torch":
             return backbone
         if self.config.inference_runtime != "onnxruntime":
             raise ValueError(f"inference_runtime must be 'torch' or 'onnxruntime', got {self.config.inference_runtime!r}")
-        version = sum(tensor._version for tensor in [*backbone.parameters(), *backbone.buffers()])
-        if self._onnx is None or self._onnx[0] is not backbone or self._onnx[1] != version:
-            self._onnx = (backbone, version, OnnxBackbone(backbone, self.config.num_threads))
+        stamp = tuple((t.data_ptr(), t._version) for t in (*backbone.parameters(), *backbone.buffers()))
+        if self._onnx is None or self._onnx[0] is not backbone or self._onnx[1] != stamp:
+            self._onnx = None  # free the old session before exporting the new one
+            self._onnx = (backbone, stamp, OnnxBackbone(backbone, self.config.num_threads))
         return self._onnx[2]
 
     def _predict_tensors(self, images: list[torch.Tensor]) -> list[Detections]:

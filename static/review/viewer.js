@@ -1,6 +1,7 @@
-// The X-ray viewer: OpenSeadragon for fit/zoom/pan, fed by one canvas that holds the
-// window/levelled image. W/L changes re-render that canvas from the raw values and ask
-// OpenSeadragon to redraw; the boxes (Annotorious) live in image pixel coordinates.
+// The X-ray viewer: OpenSeadragon for fit/zoom/pan, fed by canvases that hold the
+// window/levelled image at half and full resolution. W/L changes re-render them from the
+// raw values and ask OpenSeadragon to redraw; the boxes (Annotorious) live in image pixel
+// coordinates.
 /* global OpenSeadragon */
 import { applyLut, buildLut, presetWindow } from "./wl.js";
 

@@ -14,13 +14,15 @@ from annotator.tasks import rank_dataset
 from ml_backend.phantoms import generate_dataset
 
 DEMO_DATASET = "Phantom wrists (demo)"
-# The light detector with small anchors at a 256 px input, sized for a 2-core CPU so the
-# first model arrives in minutes (see docs/benchmarks.md, "Learning loop").
+# The light detector with small anchors at a 256 px input, with the settings that learned
+# from random weights on a 2-core CPU (docs/benchmarks.md, "Training on CPU"); the first
+# model takes about 12 minutes there (see "Learning loop").
 DEMO_ENGINE = {
     "architecture": "mobilenet_v3_large_fpn", "min_size": 256, "max_size": 256,
-    "batch_size": 2, "lr": 0.01, "num_threads": 2,
+    "anchor_sizes": [16, 32, 64, 128], "batch_size": 4, "optimizer": "adamw", "lr": 0.001,
+    "num_threads": 2,
 }
-DEMO_ITERATIONS = 150
+DEMO_ITERATIONS = 600
 # (split, number of images, seed, import the boxes?)
 DEMO_PARTS = [
     (Split.TRAIN, 40, 1000, True),
