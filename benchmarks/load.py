@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/load.py            # 60 s of load
     .venv/bin/python benchmarks/load.py --quick    # 15 s, fewer images
+    .venv/bin/python benchmarks/load.py --think 2 5 --results /tmp/paced   # readers' pace
 
 Needs the local PostgreSQL (user postgres, trust auth) and Redis on 127.0.0.1, nothing
 else. The script creates its own database (``fracture_load``), fills it with phantom
@@ -152,7 +153,8 @@ def run_load(url: str, dataset: int, tokens: list[str], work: Path, args) -> dic
     """locust, headless, against ``url``; returns its table and its log files' records."""
     (work / "tokens.json").write_text(json.dumps(tokens))
     env = {**os.environ, "LOAD_DATASET": str(dataset), "LOAD_TOKENS": str(work / "tokens.json"),
-           "LOAD_SAVES": str(work / "saves.jsonl"), "LOAD_COLLISIONS": str(work / "collisions.jsonl")}
+           "LOAD_SAVES": str(work / "saves.jsonl"), "LOAD_COLLISIONS": str(work / "collisions.jsonl"),
+           "LOAD_THINK_S": f"{args.think[0]},{args.think[1]}"}
     command = [str(Path(sys.executable).with_name("locust")), "-f", str(ROOT / "benchmarks" / "locustfile.py"),
                "--headless", "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.duration}s",
                "--host", url, "--csv", str(work / "locust"), "--only-summary", "--stop-timeout", "10"]
@@ -162,6 +164,15 @@ def run_load(url: str, dataset: int, tokens: list[str], work: Path, args) -> dic
             "saves": read_lines(work / "saves.jsonl"), "collisions": read_lines(work / "collisions.jsonl")}
 
 
+def error_records(log: str, limit: int = 5) -> list[str]:
+    """The first ``limit`` ERROR records of the server log, tracebacks included (Django
+    logs every 5xx with its traceback), so that a failed run says why. The benchmark's
+    own readiness probe (``/healthz`` answers 503 without a worker) is left out."""
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|\d+\.\d+\.\d+\.\d+ - )", log)
+    errors = [r for r in records if " ERROR " in r.split("\n", 1)[0] and "/healthz" not in r.split("\n", 1)[0]]
+    return errors[:limit]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="15 s of load on fewer images")
@@ -169,6 +180,8 @@ def main() -> None:
     parser.add_argument("--spawn-rate", type=float, default=5)
     parser.add_argument("--duration", type=int, default=None, help="seconds (60; quick: 15)")
     parser.add_argument("--images", type=int, default=None, help="phantoms (400; quick: 60)")
+    parser.add_argument("--think", type=float, nargs=2, default=(0.2, 0.8), metavar=("MIN", "MAX"),
+                        help="seconds each reader pauses between actions (default 0.2 0.8: saturating)")
     parser.add_argument("--database", default="fracture_load")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the JSON file")
     args = parser.parse_args()
@@ -209,6 +222,7 @@ def main() -> None:
         statuses = Counter(ACCESS_LINE.findall(log))
         result = summarise(args, load, statuses, reconcile(load["saves"], load["collisions"], baseline), elapsed)
         result["gunicorn_workers_booted"] = log.count("Booting worker")
+        result["server_error_records"] = error_records(log)
         connections.close_all()
     finally:
         if server is not None and server.poll() is None:
@@ -231,7 +245,7 @@ def summarise(args, load: dict, statuses: Counter, reconciliation: dict, elapsed
         "machine": f"{os.cpu_count()} cores, CPU only, shared with other work; locust, gunicorn, "
                    "PostgreSQL and Redis all on this machine",
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        "users": args.users, "spawn_rate": args.spawn_rate, "duration_s": args.duration,
+        "users": args.users, "spawn_rate": args.spawn_rate, "think_s": list(args.think), "duration_s": args.duration,
         "images": args.images, "locust_wall_s": round(elapsed, 1),
         "gunicorn_config": "platform/gunicorn.conf.py (gthread; WEB_CONCURRENCY / WEB_THREADS as set)",
         "throughput_rps": endpoints.get("Aggregated", {}).get("rps"),

@@ -24,6 +24,8 @@ from pathlib import Path
 from locust import HttpUser, between, events, task
 
 DATASET = os.environ.get("LOAD_DATASET", "0")
+# Pause between a reader's actions, in seconds (benchmarks/load.py --think)
+THINK_S = tuple(float(v) for v in os.environ.get("LOAD_THINK_S", "0.2,0.8").split(","))
 TOKENS = json.loads(Path(os.environ["LOAD_TOKENS"]).read_text()) if "LOAD_TOKENS" in os.environ else []
 _token_ids = itertools.count()
 # (annotation id, version) pairs other readers have already saved past: re-sending one
@@ -47,7 +49,7 @@ def _close_logs(**_kwargs) -> None:
 
 
 class Radiologist(HttpUser):
-    wait_time = between(0.2, 0.8)
+    wait_time = between(*THINK_S)
 
     def on_start(self) -> None:
         self.client.headers["Authorization"] = f"Token {TOKENS[next(_token_ids) % len(TOKENS)]}"
