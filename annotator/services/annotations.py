@@ -136,10 +136,15 @@ def box_state(annotation: Annotation) -> dict:
 
 def _locked_box(annotation_id: int, expected_version: int) -> Annotation:
     """The box, locked, if it is still at ``expected_version``; else VersionConflict.
-    A deleted box is a conflict too: someone removed it since the reader saw it."""
+    A deleted box is a conflict too: someone removed it since the reader saw it.
+
+    Category and author are not joined into the locking query: when it waits for another
+    writer's lock, PostgreSQL re-reads the locked row but keeps the joined rows it read
+    before, so a box just re-classed or claimed would come back with its new
+    ``category_id`` / ``author_id`` and the old (or no) category / author object."""
     annotation = (
         Annotation.objects.select_for_update(of=("self",))
-        .select_related("image", "category", "author")
+        .select_related("image")  # never changes
         .get(pk=annotation_id)
     )
     if annotation.version != expected_version or annotation.is_deleted:
@@ -226,10 +231,8 @@ def accept_proposals_above(image: Image, threshold: float, actor) -> list[Annota
     of them either lands first (the box is then human and left alone) or waits."""
     accepted = []
     with transaction.atomic():
-        proposals = (
-            Annotation.objects.select_for_update(of=("self",))
-            .select_related("category")
-            .filter(image=image, source=AnnotationSource.MODEL, is_deleted=False, score__gte=threshold)
+        proposals = Annotation.objects.select_for_update(of=("self",)).filter(
+            image=image, source=AnnotationSource.MODEL, is_deleted=False, score__gte=threshold
         )
         for annotation in proposals:
             accepted.append(accept_proposal(annotation.pk, annotation.version, actor))

@@ -186,3 +186,46 @@ def test_sixteen_bit_pixels_keep_their_full_depth(setup):
     response = setup["client"].get(f"/api/review/images/{image.pk}/pixels/")
     assert response["X-Bytes-Per-Pixel"] == "2" and response["X-Bit-Depth"] == "16"
     assert np.array_equal(np.frombuffer(response.content, dtype="<u2").reshape(48, 64), pixels)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_write_queued_behind_a_reclass_reports_the_new_author_and_class(media_root):
+    """Found by benchmarks/load.py: a stale PATCH waiting on the row lock of a proposal
+    that another reader was editing answered 500 instead of 409. PostgreSQL re-reads the
+    locked row after the wait but keeps the rows joined before it: the new author id came
+    with no author, and with a new category the stale join dropped the row altogether."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from annotator.services.annotations import VersionConflict, update_box
+
+    dataset = DatasetFactory()
+    CategoryFactory(dataset=dataset, coco_id=1, name="transverse")
+    oblique = CategoryFactory(dataset=dataset, coco_id=2, name="oblique")
+    image = ImageFactory(dataset=dataset)
+    first_reader, second_reader = UserFactory(), UserFactory()
+    (proposal,) = create_boxes([NewBox(image, dataset.categories.get(coco_id=1), 10, 10, 20, 15,
+                                       AnnotationSource.MODEL, 0.9, "m1.p1")])
+    locked = threading.Event()
+
+    def first_reader_reclasses():
+        try:
+            with transaction.atomic():
+                Annotation.objects.select_for_update().get(pk=proposal.pk)
+                locked.set()
+                time.sleep(0.5)  # the second reader's write queues behind this lock
+                Annotation.objects.filter(pk=proposal.pk).update(
+                    author=first_reader, category=oblique, source="human", version=2)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=first_reader_reclasses)
+    writer.start()
+    locked.wait()
+    with pytest.raises(VersionConflict) as conflict:
+        update_box(proposal.pk, 1, {"x": 12}, second_reader)
+    writer.join()
+    current = conflict.value.current
+    assert (current["author"], current["category"], current["version"]) == (first_reader.username, 2, 2)
