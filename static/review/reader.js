@@ -14,7 +14,6 @@ const COLORS = { model: "#ffb020", human: "#39d98a" };
 
 let current = null;          // the open image's payload
 let boxes = new Map();       // localId -> {localId, id, version, category, x, y, w, h, source, score, deleted}
-let selected = null;
 let category = null;         // class for new boxes
 let undoStack = [];
 let redoStack = [];
@@ -139,7 +138,7 @@ function renderPanel() {
   const shown = [...boxes.values()].filter((b) => !b.deleted);
   for (const b of shown) {
     const row = document.createElement("li");
-    row.className = `${b.source}${b.localId === selected ? " selected" : ""}`;
+    row.className = `${b.source}${b.localId === selectedId() ? " selected" : ""}`;
     row.dataset.localId = b.localId;
     const name = document.createElement("span");
     name.textContent = categoryName(b.category);
@@ -151,11 +150,18 @@ function renderPanel() {
     list.append(row);
   }
   $("box-count").textContent = `${shown.length} box(es), ${shown.filter((b) => b.source === "model").length} proposal(s)`;
-  $("class-select").value = String(selected ? boxes.get(selected)?.category : category);
+  const chosen = boxes.get(selectedId());
+  $("class-select").value = String(chosen ? chosen.category : category);
+}
+
+/** The box the reader has selected, as Annotorious shows it. Actions read it from there
+ * at the moment of the key press: a copy kept from "selectionChanged" events could lag
+ * behind (a D right after a click once left the box undeleted in the browser tests). */
+function selectedId() {
+  return anno.getSelected()[0]?.id ?? null;
 }
 
 function select(localId) {
-  selected = localId;
   withoutEvents(() => (localId ? anno.setSelected(localId) : anno.cancelSelected()));
   renderPanel();
 }
@@ -201,7 +207,6 @@ function deleteBox(localId, { remember = true } = {}) {
   b.deleted = true;
   queue({ kind: "delete", localId });
   if (remember) record(localId, before, snapshot(b));
-  if (selected === localId) selected = null;
   redrawBox(b);
 }
 
@@ -235,8 +240,8 @@ function redo() {
 }
 
 function acceptSelected() {
-  const b = boxes.get(selected);
-  if (!b || b.source !== "model") return toast("Select a proposal to accept");
+  const b = boxes.get(selectedId());
+  if (!b || b.deleted || b.source !== "model") return toast("Select a proposal to accept");
   b.source = "human";
   queue({ kind: "accept", localId: b.localId });
   redrawBox(b);
@@ -263,7 +268,8 @@ function setDrawMode(on) {
 
 function setClass(cocoId) {
   if (!current.categories.some((c) => c.coco_id === cocoId)) return;
-  if (selected && boxes.get(selected) && !boxes.get(selected).deleted) changeBox(selected, { category: cocoId });
+  const chosen = boxes.get(selectedId());
+  if (chosen && !chosen.deleted) changeBox(chosen.localId, { category: cocoId });
   else { category = cocoId; renderPanel(); }
 }
 
@@ -280,7 +286,7 @@ anno.on("updateAnnotation", (a) => {
   changeBox(a.id, { x: g.x, y: g.y, w: g.w, h: g.h });
 });
 anno.on("deleteAnnotation", (a) => { if (!applying) deleteBox(a.id); });
-anno.on("selectionChanged", (sel) => { if (!applying) { selected = sel[0]?.id ?? null; renderPanel(); } });
+anno.on("selectionChanged", () => renderPanel());
 
 // --- outbox <-> server --------------------------------------------------------------------
 
@@ -402,7 +408,6 @@ async function paint(payload, pixels, shown = null) {
     localId: `b${s.id}`, id: s.id, version: s.version, category: s.category, x: s.x, y: s.y, w: s.w, h: s.h,
     source: s.source, score: s.score, deleted: false,
   }))).map((b) => [b.localId, b]));
-  selected = null;
   undoStack = [];
   redoStack = [];
   category = category ?? payload.categories[0]?.coco_id ?? null;
@@ -411,7 +416,10 @@ async function paint(payload, pixels, shown = null) {
   const values = await pixels;
   performance.mark("review:pixels");
   await viewer.show(values, payload.image);
-  withoutEvents(() => anno.setAnnotations([...boxes.values()].filter((b) => !b.deleted).map(toAnnotation)));
+  withoutEvents(() => {
+    anno.cancelSelected();
+    anno.setAnnotations([...boxes.values()].filter((b) => !b.deleted).map(toAnnotation));
+  });
   refresh();
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   performance.mark("review:painted");
@@ -511,7 +519,7 @@ for (const button of document.querySelectorAll("[data-preset]")) {
 }
 const actions = {
   next: nextOrFinish, previous, undo, redo, acceptAll, acceptSelected, skip: openSkip,
-  negative: () => finish("negative"), delete: () => selected && deleteBox(selected),
+  negative: () => finish("negative"), delete: () => { const id = selectedId(); if (id) deleteBox(id); },
   help: () => { $("help").hidden = !$("help").hidden; },
   draw: () => setDrawMode(!drawMode),
   reload: () => { outbox?.discard(); open(current.image.id); },
