@@ -64,6 +64,7 @@ def fasterrcnn_mobilenet_v3_large_fpn(num_classes: int, **kwargs) -> FasterRCNN:
         extra_blocks=LastLevelMaxPool(),
     )
     levels = len(MOBILENET_FPN_BLOCKS) + 1
+    # one placeholder size per level; build_detector puts the configured sizes in
     anchors = AnchorGenerator(((32,), (64,), (128,), (256,)), (ASPECT_RATIOS,) * levels)
     return FasterRCNN(backbone, num_classes, rpn_anchor_generator=anchors, **kwargs)
 

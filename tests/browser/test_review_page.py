@@ -348,12 +348,21 @@ def test_next_paints_the_prefetched_image_and_the_server_confirms_it(login, live
     assert following.status == ReviewStatus.IN_REVIEW
 
 
+def reader_whose_guess_another_reader_took(login, live_server, reading_room, *also_taken):
+    """The reader's page on the top image once it has prefetched the next one, which
+    another reader then opens (with ``also_taken``); returns the page."""
+    page = open_reader(login(reading_room["reader"]), live_server, reading_room["dataset"], reading_room["top"])
+    guess = reading_room["images"][0]
+    ahead_ready(page, guess)
+    for image in (guess, *also_taken):
+        review.open_image(image, UserFactory())
+    return page
+
+
 def test_when_another_reader_took_the_prefetched_image_next_shows_the_one_handed_out(
         login, live_server, reading_room):
-    dataset, top, (taken, _, last) = reading_room["dataset"], reading_room["top"], reading_room["images"]
-    page = open_reader(login(reading_room["reader"]), live_server, dataset, top)
-    ahead_ready(page, taken)
-    review.open_image(taken, UserFactory())
+    last = reading_room["images"][2]
+    page = reader_whose_guess_another_reader_took(login, live_server, reading_room)
     page.evaluate("() => window.review.next()")
     wait_painted(page, last)
     assert page.evaluate("() => window.review.current().image.id") == last.pk
@@ -363,11 +372,8 @@ def test_when_another_reader_took_the_prefetched_image_next_shows_the_one_handed
 
 def test_when_nothing_is_left_after_painting_the_guess_the_page_returns_to_its_image(
         login, live_server, reading_room):
-    dataset, top, (taken, _, last) = reading_room["dataset"], reading_room["top"], reading_room["images"]
-    page = open_reader(login(reading_room["reader"]), live_server, dataset, top)
-    ahead_ready(page, taken)
-    review.open_image(taken, UserFactory())
-    review.open_image(last, UserFactory())
+    top, last = reading_room["top"], reading_room["images"][2]
+    page = reader_whose_guess_another_reader_took(login, live_server, reading_room, last)
     page.evaluate("() => window.review.next()")
     assert "nothing left" in page.inner_text("#toast")
     assert page.evaluate("() => [document.body.dataset.imageId, window.review.current().image.id]") == [
