@@ -5,7 +5,8 @@
                                                    # (to results/engine_latency_quick.json)
 
 Measures, per architecture (Faster R-CNN ResNet-50-FPN v2, MobileNetV3-Large-FPN), input
-size and runtime (PyTorch eager NCHW, PyTorch channels_last, backbone in ONNX Runtime):
+size and variant (PyTorch eager NCHW, PyTorch channels_last, backbone in ONNX Runtime,
+and bfloat16 compute in NCHW and channels_last, float32 elsewhere):
 seconds per image for ``predict`` of one image (p50, p95) in eval mode under
 ``torch.inference_mode``, the variants of one architecture and size interleaved image by
 image so that machine noise hits them alike. Then the throughput of ranking a pool:
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from ml_backend.engines import predict_hflip
+from ml_backend.engines.precision import native_bfloat16
 from ml_backend.phantoms import image_rng, render_phantom
 from ml_backend.registry import get_engine
 
@@ -56,6 +58,8 @@ VARIANTS = {
     "torch NCHW": {},
     "torch channels_last": {"channels_last": True},
     "onnxruntime": {"inference_runtime": "onnxruntime"},
+    "bfloat16 NCHW": {"inference_precision": "bfloat16"},
+    "bfloat16 channels_last": {"inference_precision": "bfloat16", "channels_last": True},
 }
 
 
@@ -72,18 +76,22 @@ def engine_for(architecture: str, size: int, variant: str, threads: int):
     )
 
 
-def interleaved_seconds(engines: dict, images: list) -> dict[str, list[float]]:
-    """Seconds of ``predict([image])`` per engine, after one warm-up call each (which
-    also exports the ONNX Runtime backbone), the engines taking turns on every image."""
-    for engine in engines.values():
+def interleaved_seconds(engines: dict, images: list) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Seconds of each engine's first ``predict`` (it exports the ONNX Runtime backbone
+    and has oneDNN build its kernels for the input shape, as a new image shape does in
+    production), then of ``predict([image])`` per engine, taking turns on every image."""
+    first = {}
+    for name, engine in engines.items():
+        started = time.perf_counter()
         engine.predict(images[:1])
+        first[name] = time.perf_counter() - started
     times: dict[str, list[float]] = {name: [] for name in engines}
     for image in images:
         for name, engine in engines.items():
             started = time.perf_counter()
             engine.predict([image])
             times[name].append(time.perf_counter() - started)
-    return times
+    return first, times
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -96,7 +104,8 @@ def measure_latency(sizes, repeats: dict[str, int], threads) -> list[dict]:
         for size in sizes:
             images = phantoms(size, repeats[architecture])
             engines = {variant: engine_for(architecture, size, variant, threads) for variant in VARIANTS}
-            for variant, times in interleaved_seconds(engines, images).items():
+            first, timed = interleaved_seconds(engines, images)
+            for variant, times in timed.items():
                 rows.append({
                     "architecture": architecture,
                     "size": size,
@@ -105,6 +114,7 @@ def measure_latency(sizes, repeats: dict[str, int], threads) -> list[dict]:
                     "n": len(times),
                     "p50_s": round(statistics.median(times), 4),
                     "p95_s": round(percentile(times, 95), 4),
+                    "first_call_s": round(first[variant], 4),
                 })
                 print("measured", rows[-1], flush=True)
     return rows
@@ -143,14 +153,15 @@ def measure_pool(latency: list[dict], size: int, samples: dict[str, int], pool: 
 
 
 def print_tables(latency: list[dict], pool_rows: list[dict]) -> None:
-    print(f"{'architecture':24} {'size':>5} {'variant':>20} {'p50 s':>8} {'p95 s':>8}")
+    print(f"{'architecture':24} {'size':>5} {'variant':>22} {'p50 s':>8} {'p95 s':>8} {'first s':>8}")
     for r in latency:
-        print(f"{r['architecture']:24} {r['size']:>5} {r['variant']:>20} {r['p50_s']:>8.3f} {r['p95_s']:>8.3f}")
+        print(f"{r['architecture']:24} {r['size']:>5} {r['variant']:>22} {r['p50_s']:>8.3f} {r['p95_s']:>8.3f} "
+              f"{r['first_call_s']:>8.3f}")
     print()
-    print(f"{'architecture':24} {'size':>5} {'variant':>20} {'TTA':>4} {'s/img':>7} {'pool':>6} {'minutes':>8}  basis")
+    print(f"{'architecture':24} {'size':>5} {'variant':>22} {'TTA':>4} {'s/img':>7} {'pool':>6} {'minutes':>8}  basis")
     for r in pool_rows:
         basis = f"extrapolated from {r['measured_images']}" if r["extrapolated"] else "measured"
-        print(f"{r['architecture']:24} {r['size']:>5} {r['variant']:>20} {'yes' if r['flip_tta'] else 'no':>4} "
+        print(f"{r['architecture']:24} {r['size']:>5} {r['variant']:>22} {'yes' if r['flip_tta'] else 'no':>4} "
               f"{r['s_per_image']:>7.3f} {r['pool']:>6} {r['pool_minutes']:>8.2f}  {basis}")
 
 
@@ -192,6 +203,7 @@ def main() -> None:
         "quick": args.quick,
         "machine": {
             "cpus": os.cpu_count(),
+            "native_bfloat16": native_bfloat16(),
             "threads": args.threads,
             "processor": platform.processor() or platform.machine(),
             "torch": torch.__version__,

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--coco", type=existing_file, required=True, help="COCO annotation file")
         sub.add_argument("--images", type=existing_dir, help="image folder (default: see above)")
 
+    def add_config_items(sub: argparse.ArgumentParser, text: str) -> None:
+        sub.add_argument("--set", type=config_item, action="append", default=[], metavar="KEY=VALUE", help=text)
+
     train = commands.add_parser("train", help="train or fine-tune, write a checkpoint")
     add_coco(train)
     train.add_argument("--val-coco", type=existing_file, help="validation COCO file (early stop)")
@@ -95,10 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-limit", type=float, dest="time_limit_s", help="seconds")
     train.add_argument("--threads", type=int, dest="num_threads")
     train.add_argument("--seed", type=int)
-    train.add_argument(
-        "--set", type=config_item, action="append", default=[], metavar="KEY=VALUE",
-        help="any other engine config field (repeatable)",
-    )
+    add_config_items(train, "any other engine config field (repeatable)")
 
     for name, text in (
         ("predict", "write detections as COCO results (+ class_probs)"),
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_coco(sub)
         sub.add_argument("--weights", type=existing_file, required=True, help="checkpoint file")
         sub.add_argument("--threads", type=int, dest="num_threads")
+        add_config_items(sub, "override a stored engine config field, e.g. inference_precision=bfloat16 (repeatable)")
         sub.add_argument("--out", type=Path, help="JSON file to write (default: stdout)")
         if name == "predict":
             sub.add_argument("--score-threshold", type=float, default=0.0)
@@ -192,8 +193,13 @@ def coco_results(samples: Sequence[Sample], found: Sequence[Detections], thresho
 def run_inference(args: argparse.Namespace) -> Any:
     from ml_backend.engines import predict_hflip
 
-    overrides = {"num_threads": args.num_threads} if args.num_threads else {}
-    engine = load_engine(args.weights, **overrides)
+    overrides = dict(args.set)
+    if args.num_threads:
+        overrides["num_threads"] = args.num_threads
+    try:
+        engine = load_engine(args.weights, **overrides)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"engine config: {exc}") from None
     samples = load_samples(load_coco(args.coco), images_dir_for(args.coco, args.images))
     found = predict_all(engine, samples)
     if args.command == "predict":

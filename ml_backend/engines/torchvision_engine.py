@@ -18,6 +18,7 @@ backbone features that made the boxes also give the image embedding.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from ml_backend.contract import Detections
 from ml_backend.engines import TorchEngine, TorchEngineConfig
 from ml_backend.engines.onnx_backbone import OnnxBackbone
+from ml_backend.engines.precision import (
+    PRECISIONS,
+    bfloat16_autocast,
+    float32_outputs_under_autocast,
+)
 from ml_backend.registry import register
 
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
@@ -79,12 +85,23 @@ ARCHITECTURES = {
 }
 
 
+INFERENCE_RUNTIMES = ("torch", "onnxruntime")
+
+
 @dataclass(frozen=True)
 class TorchvisionConfig(TorchEngineConfig):
     architecture: str = "resnet50_fpn_v2"  # or "mobilenet_v3_large_fpn"
     channels_last: bool = False  # NHWC memory layout for inference (measure: CPU-dependent)
     # "torch", or "onnxruntime": predict runs the backbone in ONNX Runtime (engines/onnx_backbone.py)
     inference_runtime: str = "torch"
+    # "float32", or "bfloat16": predict runs convolutions and linear layers in bfloat16,
+    # boxes stay float32 (engines/precision.py). Training is always float32.
+    inference_precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("inference_runtime", INFERENCE_RUNTIMES), ("inference_precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
 
 
 class ProbabilityRoIHeads(RoIHeads):
@@ -173,6 +190,8 @@ def build_detector(config: TorchvisionConfig, num_categories: int) -> FasterRCNN
     if anchors != rpn.head.cls_logits.out_channels:
         rpn.head = RPNHead(model.backbone.out_channels, anchors, conv_depth=len(rpn.head.conv))
     model.roi_heads = ProbabilityRoIHeads.replacing(model.roi_heads)
+    heads = model.roi_heads
+    float32_outputs_under_autocast((model.backbone, model.rpn.head, heads.box_head, heads.box_predictor))
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -213,15 +232,23 @@ class TorchvisionEngine(TorchEngine):
         backbone = self.model.backbone
         if self.config.inference_runtime == "torch":
             return backbone
-        if self.config.inference_runtime != "onnxruntime":
-            raise ValueError(f"inference_runtime must be 'torch' or 'onnxruntime', got {self.config.inference_runtime!r}")
         stamp = tuple((t.data_ptr(), t._version) for t in (*backbone.parameters(), *backbone.buffers()))
         if self._onnx is None or self._onnx[0] is not backbone or self._onnx[1] != stamp:
             self._onnx = None  # free the old session before exporting the new one
             self._onnx = (backbone, stamp, OnnxBackbone(backbone, self.config.num_threads))
         return self._onnx[2]
 
+    def _compute_precision(self) -> contextlib.AbstractContextManager:
+        """The numeric precision ``predict`` computes in (``inference_precision``)."""
+        if self.config.inference_precision == "float32":
+            return contextlib.nullcontext()
+        return bfloat16_autocast()
+
     def _predict_tensors(self, images: list[torch.Tensor]) -> list[Detections]:
+        with self._compute_precision():
+            return self._detect(images)
+
+    def _detect(self, images: list[torch.Tensor]) -> list[Detections]:
         model = self.model
         original_sizes = [tuple(image.shape[-2:]) for image in images]
         batch, _ = model.transform(images)

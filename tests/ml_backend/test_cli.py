@@ -56,6 +56,8 @@ def test_predict_evaluate_and_rank(coco_args, trained_checkpoints, tmp_path, cap
 
     metrics = run(["evaluate", *coco_args, *weights], capsys)
     assert 0.0 <= metrics["map50"] <= 1.0 and metrics["n_images"] == 16
+    in_bfloat16 = run(["evaluate", *coco_args, *weights, "--set", "inference_precision=bfloat16"], capsys)
+    assert in_bfloat16["n_images"] == 16 and 0.0 <= in_bfloat16["map50"] <= 1.0
 
     ranking = run(["rank", *coco_args, *weights, "--strategy", "ranked_batch", "--n", 4,
                    "--labelled-coco", coco_args[1]], capsys)
@@ -87,6 +89,8 @@ def test_bad_input_names_the_file_and_the_reason(
     message = fails(["train", *coco_args, "--iterations", 1, "--out", tmp_path / "w.pt",
                      "--set", "min_sise=3"], capsys)
     assert "unknown TorchvisionConfig keys: min_sise" in message
+    message = fails(["evaluate", *coco_args, *weights, "--set", "inference_precision=float8"], capsys)
+    assert "inference_precision must be one of float32, bfloat16; got 'float8'" in message
 
     message = fails(["rank", *coco_args, *weights, "--strategy", "psychic"], capsys)
     assert "unknown strategy 'psychic'" in message

@@ -49,8 +49,3 @@ def test_training_after_an_export_re_exports_the_new_weights(trained_checkpoints
         next(engine.model.backbone.parameters()).mul_(0.5)
     assert engine._inference_backbone() is not trained_export
 
-
-def test_an_unknown_runtime_is_named(trained_checkpoints, images):
-    engine = load_engine(trained_checkpoints("torchvision").path, inference_runtime="tensorrt")
-    with pytest.raises(ValueError, match="tensorrt"):
-        engine.predict(images)
