@@ -57,7 +57,11 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from annotator.management.commands.setup_demo import DEMO_ENGINE, DEMO_ITERATIONS, DEMO_PARTS
+    from annotator.management.commands.setup_demo import (
+        DEMO_ITERATIONS,
+        DEMO_PARTS,
+        demo_engine_config,
+    )
     from annotator.models import (
         ModelStatus,
         ModelVersion,
@@ -85,8 +89,8 @@ def main() -> None:
 
     dataset = freeze_validation_split(Dataset.objects.get(name="loop"))
     policy = policy_for(dataset)
-    policy.engine_config = {**DEMO_ENGINE, "min_size": min(size, DEMO_ENGINE["min_size"]),
-                            "max_size": min(size, DEMO_ENGINE["max_size"])}
+    engine = demo_engine_config()
+    policy.engine_config = {**engine, "min_size": min(size, engine["min_size"]), "max_size": min(size, engine["max_size"])}
     policy.iterations = iterations
     policy.save()
 
