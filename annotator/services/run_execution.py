@@ -148,10 +148,12 @@ def execute_training_run(run_id: int) -> ModelVersion:
         metrics = evaluate_on_validation(engine, json.loads(val_path.read_text()), workdir / "pr.png")
         version = register_candidate(run, checkpoint, metrics, workdir / "pr.png")
         decision = evaluate_gate(version, production_version(run.dataset), policy)
-        ModelVersion.objects.filter(pk=version.pk).update(gate_passed=decision.passed, gate_reason=decision.reason)
-        finish_run(run.pk, RunState.SUCCEEDED)
-        if decision.passed:
-            promote_version(version, kind=PromotionKind.GATE, reason=decision.reason)
+        # One commit: nobody sees a succeeded run whose passing version is not yet promoted.
+        with transaction.atomic():
+            ModelVersion.objects.filter(pk=version.pk).update(gate_passed=decision.passed, gate_reason=decision.reason)
+            if decision.passed:
+                promote_version(version, kind=PromotionKind.GATE, reason=decision.reason)
+            finish_run(run.pk, RunState.SUCCEEDED)
         return version
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -25,10 +25,12 @@ from annotator.models import (
     RunTrigger,
     TrainingRun,
 )
+from annotator.services import run_execution
 from annotator.services.training import (
     RunAlreadyActive,
     cancel_run,
     claim_run,
+    finish_run,
     record_progress,
     request_runs_over_threshold,
     request_training_run,
@@ -142,10 +144,19 @@ def test_label_threshold_queues_one_run(tmp_path, media_root):
 
 
 @pytest.mark.slow
-def test_a_run_trains_registers_gates_and_a_second_delivery_changes_nothing(tmp_path, media_root, django_capture_on_commit_callbacks):
+def test_a_run_trains_registers_gates_and_a_second_delivery_changes_nothing(
+    tmp_path, media_root, django_capture_on_commit_callbacks, monkeypatch
+):
     dataset = phantom_dataset(tmp_path)
     before = annotations_state()
     run = request_training_run(dataset, RunTrigger.MANUAL)
+    versions_when_finished = []
+
+    def finish_and_look(run_id, state, error=""):
+        versions_when_finished.append(list(ModelVersion.objects.values_list("status", "gate_passed")))
+        finish_run(run_id, state, error)
+
+    monkeypatch.setattr(run_execution, "finish_run", finish_and_look)
     with django_capture_on_commit_callbacks(execute=False):
         assert "produced" in train_model.apply(args=[run.pk]).get()
         assert "nothing to do" in train_model.apply(args=[run.pk]).get()  # delivered twice
@@ -156,6 +167,8 @@ def test_a_run_trains_registers_gates_and_a_second_delivery_changes_nothing(tmp_
     assert version.training_run == run and version.parent is None
     assert {"map50", "map", "froc", "image_level", "confusion"} <= set(version.metrics)
     assert version.gate_passed and version.status == ModelStatus.PRODUCTION  # nothing to beat yet
+    # the run is marked succeeded in the commit that promotes its version, not before it
+    assert versions_when_finished == [[(ModelStatus.PRODUCTION, True)]]
     assert media_root.joinpath(version.weights.name).stat().st_size > 0
     assert annotations_state() == before  # training never touches annotations
 
