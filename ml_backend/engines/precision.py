@@ -1,9 +1,10 @@
 """bfloat16 compute for a detector's convolutions and matrix products, float32 for its boxes.
 
 On a CPU with native bfloat16 dot products (AVX512-BF16, AMX), oneDNN runs the
-convolutions and linear layers about twice as fast in bfloat16 as in float32, and
-Faster R-CNN's inference is mostly those (docs/benchmarks.md, "Inference latency").
-CPU autocast runs exactly those ops in bfloat16 and leaves the rest alone.
+convolutions and linear layers in bfloat16 much faster than in float32, and Faster
+R-CNN's inference is mostly those: ``predict`` ran 1.5-2.6x faster here
+(docs/benchmarks.md, "Detector latency on CPU"). CPU autocast runs exactly those ops in
+bfloat16 and leaves the rest alone.
 
 But bfloat16 keeps 8 significant bits: between 512 and 1024 it can only say every 4th
 pixel. torchvision decodes box deltas in the dtype of the deltas (``BoxCoder.decode``
