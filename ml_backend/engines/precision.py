@@ -2,7 +2,7 @@
 
 On a CPU with native bfloat16 dot products (AVX512-BF16, AMX), oneDNN runs the
 convolutions and linear layers in bfloat16 much faster than in float32, and Faster
-R-CNN's inference is mostly those: ``predict`` ran 1.5-2.6x faster here
+R-CNN's inference is mostly those: ``predict`` ran 1.35-2.6x faster here
 (docs/benchmarks.md, "Detector latency on CPU"). CPU autocast runs exactly those ops in
 bfloat16 and leaves the rest alone.
 
