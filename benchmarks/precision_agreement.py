@@ -35,8 +35,7 @@ SAME_BOX_IOU = 0.9
 def agreement(exact: list[Detections], approx: list[Detections], min_score: float) -> dict:
     """How many of ``exact``'s boxes scoring >= ``min_score`` ``approx`` has too (same
     label, IoU >= 0.9 with its best such box), and how much those moved."""
-    found, score_shifts, edge_shifts = 0, [], []
-    total = 0
+    total, found, score_shifts, edge_shifts = 0, 0, [], []
     for a, b in zip(exact, approx, strict=True):
         for box, score, label in zip(a.boxes, a.scores, a.labels, strict=True):
             if score < min_score:
