@@ -7,6 +7,10 @@ class AnnotatorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from annotator import audit_signals
+        from annotator.audit import signals as audit_signals
+        from annotator.datasets import receivers as dataset_receivers
+        from annotator.learning import listeners as learning_listeners
 
         audit_signals.connect()
+        dataset_receivers.connect()
+        learning_listeners.connect()

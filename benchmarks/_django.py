@@ -15,7 +15,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def setup_django() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-not-for-production-0123456789abcdef")
     if not os.environ.get("DATABASE_URL"):
         os.environ.setdefault("VAR_DIR", str(ROOT / "var" / "benchmarks"))
     import django

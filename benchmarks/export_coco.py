@@ -81,7 +81,7 @@ def main() -> None:
     setup_django()
     from django.db import connection
 
-    from annotator.services.coco_export import write_coco
+    from annotator.datasets.services.coco_export import write_coco
 
     dataset = populate(args.images, args.boxes)
     out = RESULTS / "export_coco.tmp"

@@ -47,7 +47,7 @@ def main() -> None:
 
     var = ROOT / "var" / "benchmarks" / ("learning-loop-quick" if args.quick else "learning-loop")
     shutil.rmtree(var, ignore_errors=True)
-    os.environ.update({"VAR_DIR": str(var), "SECRET_KEY": "benchmark-only-secret-key"})
+    os.environ.update({"VAR_DIR": str(var), "SECRET_KEY": "benchmark-only-secret-key-not-for-production-0123456789abcdef"})
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "S3_BUCKET"):
         os.environ.pop(name, None)
     sys.path.insert(0, str(ROOT))
@@ -70,11 +70,11 @@ def main() -> None:
         RunTrigger,
         TrainingRun,
     )
-    from annotator.services.coco_import import import_coco
-    from annotator.services.datasets import freeze_validation_split
-    from annotator.services.training import request_training_run
-    from annotator.services.versions import policy_for
-    from annotator.tasks import rank_dataset
+    from annotator.datasets.services.coco_import import import_coco
+    from annotator.datasets.services.membership import freeze_validation_split
+    from annotator.learning.services.runs import request_training_run
+    from annotator.learning.selectors import policy_of
+    from annotator.learning.tasks import rank_dataset
     from ml_backend.phantoms import generate_dataset
 
     call_command("migrate", verbosity=0)
@@ -88,7 +88,7 @@ def main() -> None:
     from annotator.models import Dataset
 
     dataset = freeze_validation_split(Dataset.objects.get(name="loop"))
-    policy = policy_for(dataset)
+    policy = policy_of(dataset)
     engine = demo_engine_config()
     policy.engine_config = {**engine, "min_size": min(size, engine["min_size"]), "max_size": min(size, engine["max_size"])}
     policy.iterations = iterations

@@ -2,9 +2,15 @@
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/review_bench python benchmarks/review_latency.py
     python benchmarks/review_latency.py --runs 5      # quicker
+    python benchmarks/review_latency.py --source fracatlas --data ../shared/data/fracatlas
+    python benchmarks/review_latency.py --source dicom   # RG3_UNCR.dcm from pydicom-data
 
-On 2048x2500 16-bit phantoms (``ml_backend.phantoms``), each with two proposals and a
-ranking, measures with the page's own performance marks:
+The images (``--source``): 2048x2500 16-bit phantoms (``ml_backend.phantoms``); real
+FracAtlas radiographs, the largest fractured JPEGs (2304x2880, 8-bit) with their own
+boxes; or the real extremity CR ``RG3_UNCR.dcm`` (1760x1760, 10-bit, MONOCHROME1),
+uploaded as DICOM, each copy's pixels shifted by a column so that none is a duplicate of
+another. Each image has a ranking and model proposals (FracAtlas: its annotated boxes).
+It measures with the page's own performance marks:
 
 - next -> painted: from calling "next" (lease + payload request) to the image with its
   proposals painted (raw pixels fetched, windowed, OpenSeadragon opened, boxes set, two
@@ -17,7 +23,7 @@ ranking, measures with the page's own performance marks:
   the same up to the next painted frame (OpenSeadragon redraw), p50 / p95.
 
 Targets: next -> painted p95 <= 0.2 s, W/L <= 50 ms. Prints the figures and writes
-``benchmarks/results/review_latency.json``. Without DATABASE_URL the server uses the
+``benchmarks/results/review_latency[-<source>].json``. Without DATABASE_URL the server uses the
 benchmark's own SQLite file (see ``benchmarks/_django.py``); media go to a temporary folder.
 """
 
@@ -50,11 +56,59 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def build_dataset(n: int):
-    """A fresh dataset of ``n`` ranked phantoms with two proposals each, and a reader."""
+def phantom_images(n: int, data: Path | None):
+    """``n`` (bytes, name, proposals) of 16-bit phantoms with two proposals each."""
+    from annotator.imaging import encode_png
+    from ml_backend.phantoms import image_rng, render_phantom
+
+    for index in range(n):
+        pixels, _ = render_phantom(image_rng(time.time_ns() % 2**31, index), SIZE, bit_depth=16)
+        yield encode_png(pixels), f"phantom_{index:03d}.png", [(600, 900, 180, 140), (1200, 1500, 150, 220)]
+
+
+def fracatlas_images(n: int, data: Path | None):
+    """The ``n`` largest fractured FracAtlas JPEGs, as shipped, with their annotated boxes."""
+    if data is None or not (data / "images" / "Fractured").is_dir():
+        raise SystemExit(f"FracAtlas is not at {data}: give --data ../shared/data/fracatlas")
+    coco = json.loads((data / "Annotations" / "COCO JSON" / "COCO_fracture_masks.json").read_text())
+    boxes: dict[int, list] = {}
+    for annotation in coco["annotations"]:
+        boxes.setdefault(annotation["image_id"], []).append(tuple(annotation["bbox"]))
+    largest = sorted(coco["images"], key=lambda entry: -entry["width"] * entry["height"])
+    chosen = [entry for entry in largest if boxes.get(entry["id"])][:n]
+    for entry in chosen:
+        path = data / "images" / "Fractured" / entry["file_name"]
+        yield path.read_bytes(), entry["file_name"], boxes[entry["id"]]
+
+
+def dicom_images(n: int, data: Path | None):
+    """``n`` copies of the real CR RG3_UNCR.dcm, each shifted by one more column."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    original = pydicom.dcmread(get_testdata_file("RG3_UNCR.dcm", download=False))
+    pixels = original.pixel_array
+    for index in range(n):
+        copy = pydicom.dcmread(get_testdata_file("RG3_UNCR.dcm", download=False))
+        copy.PixelData = np.roll(pixels, index, axis=1).astype(pixels.dtype).tobytes()
+        out = io.BytesIO()
+        copy.save_as(out)
+        yield out.getvalue(), f"RG3_UNCR_{index:03d}.dcm", [(500, 700, 160, 120), (900, 1100, 140, 180)]
+
+
+SOURCES = {"phantom": phantom_images, "fracatlas": fracatlas_images, "dicom": dicom_images}
+
+
+def build_dataset(n: int, source: str, data: Path | None):
+    """A fresh dataset of ``n`` ranked images with proposals, and a reader."""
     from django.contrib.auth import get_user_model
 
-    from annotator.imaging import encode_png
+    from annotator.datasets.services.annotations import NewBox, create_boxes
+    from annotator.datasets.services.ingest import store_image
+    from annotator.datasets.services.membership import resolve_category
     from annotator.models import (
         AnnotationSource,
         Dataset,
@@ -64,27 +118,22 @@ def build_dataset(n: int):
         Ranking,
         Role,
     )
-    from annotator.services.annotations import NewBox, create_boxes
-    from annotator.services.datasets import resolve_category
-    from annotator.services.ingest import store_image
-    from ml_backend.phantoms import image_rng, render_phantom
 
     dataset = Dataset.objects.create(name=f"review-latency-{time.time_ns()}")
-    category = resolve_category(dataset, "transverse", 1)
+    category = resolve_category(dataset, "fracture", 1)
     reader, _ = get_user_model().objects.get_or_create(username="review-latency-reader")
     Membership.objects.create(dataset=dataset, user=reader, role=Role.RADIOLOGIST)
     ranking = Ranking.objects.create(dataset=dataset, strategy="ranked_batch")
-    for index in range(n):
-        pixels, _ = render_phantom(image_rng(time.time_ns() % 2**31, index), SIZE, bit_depth=16)
-        image = store_image(dataset, encode_png(pixels), f"phantom_{index:03d}.png", source=ImageSource.API).image
-        create_boxes([
-            NewBox(image, category, 600, 900, 180, 140, AnnotationSource.MODEL, 0.9, "bench.p1"),
-            NewBox(image, category, 1200, 1500, 150, 220, AnnotationSource.MODEL, 0.7, "bench.p1"),
-        ])
+    first = None
+    for index, (data_bytes, name, proposals) in enumerate(SOURCES[source](n, data)):
+        image = store_image(dataset, data_bytes, name, source=ImageSource.API).image
+        first = first or image
+        create_boxes([NewBox(image, category, *box, AnnotationSource.MODEL, 0.9 - 0.1 * k, "bench.p1")
+                      for k, box in enumerate(proposals[:3])])
         RankedImage.objects.create(ranking=ranking, image=image, position=index, score=1 - index / n)
         print(f"  image {index + 1}/{n} stored", end="\r", flush=True)
     print()
-    return dataset, reader
+    return dataset, reader, first
 
 
 def start_server():
@@ -152,14 +201,16 @@ def summary(values):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--source", choices=sorted(SOURCES), default="phantom")
+    parser.add_argument("--data", type=Path, help="the FracAtlas folder (for --source fracatlas)")
     args = parser.parse_args()
     os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="review-latency-media-"))
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM beside Playwright's loop
     setup_django()
     from django.db import connection
 
-    print(f"building {args.runs + 1} phantoms of {SIZE[1]}x{SIZE[0]} (16-bit) ...")
-    dataset, reader = build_dataset(args.runs + 1)
+    print(f"building {args.runs + 1} {args.source} images ...")
+    dataset, reader, first = build_dataset(args.runs + 1, args.source, args.data)
     server, url = start_server()
     try:
         raw = measure(url, dataset, reader, args.runs)
@@ -167,7 +218,10 @@ def main() -> None:
         server.terminate()
     result = {
         "benchmark": "review_latency",
-        "image": {"width": SIZE[1], "height": SIZE[0], "bit_depth": 16},
+        "source": args.source,
+        "image": {"width": first.width, "height": first.height, "bit_depth": first.bit_depth,
+                  "photometric": first.photometric_interpretation},
+        "load_average_1_5_15_min_after": os.getloadavg(),
         "runs": args.runs,
         "database": connection.vendor,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -184,7 +238,8 @@ def main() -> None:
     result["meets_targets"] = (result["next_to_painted_ms"]["dwell"]["painted"]["p95"] <= TARGET_NEXT_P95_S * 1000
                                and result["wl_update_ms"]["p95"] <= TARGET_WL_MS)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "review_latency.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "review_latency.json" if args.source == "phantom" else f"review_latency-{args.source}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "raw"}, indent=2))
 
 

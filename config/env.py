@@ -7,6 +7,7 @@ set, the value is read from that file (Docker/Kubernetes secrets).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -58,6 +59,37 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# Values shown in the README, env.example and older docs: public, so never a secret.
+EXAMPLE_SECRETS = frozenset({
+    "change-me",
+    "change-me-to-a-long-random-string",
+    "insecure-development-key-only-used-with-DEBUG",
+})
+MIN_SECRET_LENGTH = 50
+
+
+def check_secret(name: str, value: str) -> None:
+    """Refuse a published example value, or one too short to resist guessing (Django's
+    own deploy check asks for 50 characters)."""
+    if value in EXAMPLE_SECRETS:
+        raise ImproperlyConfigured(f"{name} is an example value from the documentation; set a random one "
+                                   "(python -c 'import secrets; print(secrets.token_urlsafe(50))')")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ImproperlyConfigured(f"{name} has {len(value)} characters; use at least {MIN_SECRET_LENGTH} "
+                                   "random ones (python -c 'import secrets; print(secrets.token_urlsafe(50))')")
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses or networks (``10.0.0.0/8``), checked."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from None
+    return networks
 
 
 def env_path(name: str, default: Path) -> Path:

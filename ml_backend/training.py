@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ml_backend.coco_dataset import Sample, load_coco, load_samples, read_image
+from ml_backend.coco_dataset import Sample, load_coco, load_pixels, load_samples
 from ml_backend.contract import Detections, EngineConfig, Progress, ProgressCallback
+from ml_backend.devices import MixedPrecision, device_of, device_report
 
 LossFn = Callable[[list[Sample]], dict[str, torch.Tensor]]
 MAX_GRAD_NORM = 10.0
@@ -35,6 +36,9 @@ class TrainingOutcome:
     loss_history: list[dict[str, float]] = field(default_factory=list)
     best_val_map50: float | None = None
     stop_reason: str = "iterations"
+    device: str | None = None  # where the model trained, e.g. "cuda:0"
+    device_name: str | None = None
+    precision: str | None = None  # "float32", or the autocast dtype on a GPU
 
 
 def seed_everything(seed: int) -> None:
@@ -84,6 +88,7 @@ def fine_tune(
     iterations: int,
     validate: Callable[[], float] | None = None,
     on_progress: ProgressCallback | None = None,
+    precision: MixedPrecision | None = None,
 ) -> TrainingOutcome:
     """Train ``model`` in place for up to ``iterations`` steps.
 
@@ -92,6 +97,12 @@ def fine_tune(
     ``config.early_stop_patience`` checks; the last iteration (time limit included) is
     always checked. When validation ran, the model ends with the weights of its best
     check. ``TrainingCancelled`` from ``on_progress`` propagates.
+
+    The model trains where it is (``compute_losses`` puts the batch there). With a mixed
+    ``precision`` (``ml_backend.devices.training_precision``), ``compute_losses`` runs
+    the forward pass under its ``autocast()`` (and only that: autocast around data
+    preparation would put CPU-side boxes in bfloat16) and its gradient scaler steps the
+    optimiser; None is float32.
     """
     if not samples:
         raise ValueError("the training snapshot has no images")
@@ -103,7 +114,10 @@ def fine_tune(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(config.warmup_iters, iterations)
     )
-    outcome = TrainingOutcome(iterations=0)
+    device = device_of(model)
+    precision = precision or MixedPrecision(device.type, None)
+    scaler = precision.grad_scaler()
+    outcome = TrainingOutcome(iterations=0, precision=precision.name, **device_report(device))
     best_state: dict[str, torch.Tensor] | None = None
     checks_without_gain = 0
     started = time.monotonic()
@@ -116,9 +130,11 @@ def fine_tune(
                 f"loss is {total.item()} at iteration {iteration}; lower lr (now {config.lr})"
             )
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        scaler.scale(total).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
-        optimizer.step()
+        scaler.step(optimizer)  # skipped when a float16 gradient overflowed
+        scaler.update()
         schedule.step()
         record = {name: float(value.detach()) for name, value in losses.items()}
         record["loss"] = float(total.detach())
@@ -167,7 +183,7 @@ def validation_map50(
     predictions: dict[int, Detections] = {}
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        found = predict([read_image(s.path) for s in chunk])
+        found = predict([load_pixels(s) for s in chunk])
         predictions.update({s.image_id: d for s, d in zip(chunk, found, strict=True)})
     map50 = evaluate_detections(Path(annotations), predictions)["map50"]
     return 0.0 if map50 is None else float(map50)  # None: the split has no fracture at all

@@ -10,7 +10,7 @@ command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq 
 
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"
-export SECRET_KEY="${SECRET_KEY:-test-suite-secret-key-not-for-production}"
+export SECRET_KEY="${SECRET_KEY:-test-suite-secret-key-not-for-production-0123456789abcdef}"
 export PLATFORM_TEST_REQUIRE_SERVICES=1
 export VAR_DIR="${VAR_DIR:-$PWD/var/test}"
 mkdir -p "$VAR_DIR/static"

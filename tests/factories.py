@@ -6,7 +6,7 @@ from django.core.files.base import ContentFile
 
 from annotator import models
 from annotator.imaging import encode_png, pixel_sha256
-from tests.annotator.imaging_samples import gradient
+from tests.imaging.samples import gradient
 
 
 def unique_pixels(seed: int):

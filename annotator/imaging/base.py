@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from annotator.errors import InvalidInput
+
 # Percentiles for the default window: robust to a few hot or dead pixels.
 _WINDOW_PERCENTILES = (0.5, 99.5)
 # The default window is computed on at most about this many pixels (a regular subsample).
 _WINDOW_SAMPLE = 1_000_000
 
 
-class ImageRejected(ValueError):
+class ImageRejected(InvalidInput):
     """A file that cannot be accepted; str(e) names the file and the reason, for the user."""
 
 
@@ -27,6 +29,15 @@ class DecodedImage:
     ``bit_depth`` is the number of significant bits: BitsStored for DICOM, 8 for 8-bit
     PNG/JPEG, and 16 for every 16-bit PNG (a PNG's sBIT chunk is not consulted, and PNG
     scales low-precision samples to the full 16 bits anyway).
+
+    What decoding did beyond reading the file, for an import or upload to report and store:
+
+    - ``exif_orientation``: the EXIF Orientation (2..8) that was applied to a PNG or JPEG,
+      so ``pixels`` are upright as every viewer shows them; None when none was applied.
+    - ``damaged``: None for an intact file; otherwise why the pixels are incomplete (only
+      with ``decode_image(..., allow_damaged=True)``, for a JPEG that ends early).
+    - ``warnings``: problems that did not stop decoding, each naming the file, e.g. a
+      DICOM PixelSpacing of 0 stored as unknown.
     """
 
     pixels: np.ndarray
@@ -38,6 +49,9 @@ class DecodedImage:
     source_format: str
     deidentified_dicom: bytes | None
     sha256: str
+    exif_orientation: int | None = None
+    damaged: str | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def width(self) -> int:
@@ -90,6 +104,9 @@ def build_decoded(
     window: tuple[float, float] | None = None,
     pixel_spacing: tuple[float, float] | None = None,
     deidentified_dicom: bytes | None = None,
+    exif_orientation: int | None = None,
+    damaged: str | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> DecodedImage:
     """Freeze the pixels (native byte order, read-only) and fill in the window and hash."""
     pixels = native_grayscale(pixels)
@@ -105,4 +122,7 @@ def build_decoded(
         source_format=source_format,
         deidentified_dicom=deidentified_dicom,
         sha256=pixel_sha256(pixels),
+        exif_orientation=exif_orientation,
+        damaged=damaged,
+        warnings=warnings,
     )

@@ -10,6 +10,9 @@ Policy, for single-frame grayscale radiographs:
   lose precision); instead the DICOM window, which is in rescaled units, is mapped back to
   stored units, so window and pixels always agree.
 - MONOCHROME1 is recorded, not inverted.
+- A PixelSpacing or ImagerPixelSpacing that is not two positive finite numbers means
+  unknown: the spacing is None and the result carries a warning. Only a file whose pixels
+  cannot be read (or described) is rejected.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def decode_dicom(data: bytes, filename: str, *, max_pixels: int) -> DecodedImage
     ds = _read(data, filename)
     _check_image_attributes(ds, filename, max_pixels)
     _check_native_length(ds, filename)
-    spacing = _pixel_spacing(ds, filename)
+    spacing, spacing_warnings = _pixel_spacing(ds, filename)
     stored = _decode_pixels(ds, filename)
     offset = (1 << (ds.BitsStored - 1)) if ds.PixelRepresentation == 1 else 0
     dtype = np.uint8 if ds.BitsAllocated == 8 else np.uint16
@@ -54,6 +57,7 @@ def decode_dicom(data: bytes, filename: str, *, max_pixels: int) -> DecodedImage
         window=_header_window(ds, offset),
         pixel_spacing=spacing,
         deidentified_dicom=_deidentified_file(ds),
+        warnings=spacing_warnings,
     )
 
 
@@ -170,20 +174,37 @@ def _header_window(ds: Dataset, offset: int) -> tuple[float, float] | None:
     return (center - intercept) / slope + offset, width / slope
 
 
-def _pixel_spacing(ds: Dataset, filename: str) -> tuple[float, float] | None:
-    """(row, column) spacing in mm from PixelSpacing, else ImagerPixelSpacing; bad values reject."""
+def _pixel_spacing(
+    ds: Dataset, filename: str
+) -> tuple[tuple[float, float] | None, tuple[str, ...]]:
+    """(row, column) spacing in mm from PixelSpacing, else ImagerPixelSpacing, and a warning
+    for each of them that is present but unusable.
+
+    Unusable means unknown (devices write 0\\0 for it), so it never rejects the file.
+    """
+    warnings = []
     for keyword in _SPACING_KEYWORDS:
         try:
             values = _floats(ds, keyword)
         except ValueError as exc:
-            raise ImageRejected(f"{filename} {keyword} is not a number: {exc}") from exc
-        if values is None:
-            continue
-        if len(values) != 2:
-            raise ImageRejected(f"{filename} {keyword} has {len(values)} values, expected 2")
-        if not all(map(math.isfinite, values)):
-            raise ImageRejected(f"{filename} {keyword} is not finite: {values[0]}, {values[1]}")
-        if min(values) <= 0:
-            raise ImageRejected(f"{filename} {keyword} is not positive: {values[0]}, {values[1]}")
-        return values[0], values[1]
+            problem = f"is not a number ({exc})"
+        else:
+            if values is None:
+                continue
+            problem = _spacing_problem(values)
+            if problem is None:
+                return (values[0], values[1]), tuple(warnings)
+        warnings.append(f"{filename} {keyword} {problem}: ignored, taken as unknown")
+    return None, tuple(warnings)
+
+
+def _spacing_problem(values: list[float]) -> str | None:
+    """Why a spacing cannot be used, or None when it is two positive finite numbers."""
+    if len(values) != 2:
+        return f"has {len(values)} values, expected 2"
+    shown = ", ".join(map(str, values))
+    if not all(map(math.isfinite, values)):
+        return f"is not finite ({shown})"
+    if min(values) <= 0:
+        return f"is not positive ({shown})"
     return None

@@ -1,4 +1,5 @@
-"""PNG and JPEG: header size check, decoding with Pillow, and the canonical PNG encoder."""
+"""PNG and JPEG: header size check, decoding with Pillow (EXIF orientation applied), and the
+canonical PNG encoder."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import zlib
 from io import BytesIO
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from .base import (
     DecodedImage,
@@ -20,6 +21,7 @@ from .base import (
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
+JPEG_END_MARKER = b"\xff\xd9"  # EOI
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})
 # Colour and bilevel exports are reduced to 8-bit luma (X-ray exports are often RGB with
@@ -27,6 +29,8 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I"})
 _GRAYSCALE_CONVERTIBLE_MODES = frozenset({"RGB", "RGBA", "P", "PA", "LA", "1"})
 # JPEG start-of-frame markers (SOF0..SOF15 without DHT, JPG and DAC), which carry the size.
 _JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# EXIF orientations that ImageOps.exif_transpose turns or flips (1 is already upright).
+_TRANSPOSING_ORIENTATIONS = range(2, 9)
 
 
 def sniff_raster(data: bytes) -> str | None:
@@ -59,24 +63,39 @@ def header_size(data: bytes, source_format: str) -> tuple[int, int] | None:
 
 
 def decode_raster(
-    data: bytes, filename: str, source_format: str, *, max_pixels: int
+    data: bytes,
+    filename: str,
+    source_format: str,
+    *,
+    max_pixels: int,
+    allow_damaged: bool = False,
 ) -> DecodedImage:
-    """Decode a PNG or JPEG into uint8 (8-bit) or uint16 (16-bit PNG) grayscale pixels."""
+    """Decode a PNG or JPEG into upright uint8 (8-bit) or uint16 (16-bit PNG) grayscale pixels.
+
+    With ``allow_damaged`` a JPEG that Pillow cannot read to its end (FracAtlas has files
+    missing their last bytes) is decoded as far as its data goes and marked ``damaged``.
+    """
     size = header_size(data, source_format)
     if size is not None:
         check_pixel_count(filename, *size, max_pixels)
     label = source_format.upper()
     if source_format == "png":
         _check_png_chunks(data, filename)
+    damaged = None
     try:
-        # Pillow's own decompression-bomb guard stays as a second line of defence.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(BytesIO(data), formats=[label]) as img:
-                # Again from Pillow's reading of the header, for JPEGs header_size misses.
-                check_pixel_count(filename, img.width, img.height, max_pixels)
-                img.load()
-                pixels, bit_depth = _grayscale(img, filename)
+        try:
+            pixels, bit_depth, orientation = _load(data, filename, label, max_pixels)
+        except OSError as exc:
+            if not (allow_damaged and source_format == "jpeg"):
+                raise
+            # End the data with an EOI marker: libjpeg then finishes the image as at a
+            # premature end of file (missing blocks come out mid-gray), which is what
+            # viewers and Pillow's LOAD_TRUNCATED_IMAGES do. That flag is process-wide, so
+            # setting it would let other threads' decodes accept truncated files unnoticed.
+            pixels, bit_depth, orientation = _load(
+                data + JPEG_END_MARKER, filename, label, max_pixels
+            )
+            damaged = f"{filename} is a damaged JPEG ({exc}); decoded as far as its data goes"
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -84,8 +103,30 @@ def decode_raster(
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise ImageRejected(f"{filename} is not a readable {label} image: {exc}") from exc
     return build_decoded(
-        pixels, bit_depth=bit_depth, photometric="MONOCHROME2", source_format=source_format
+        pixels,
+        bit_depth=bit_depth,
+        photometric="MONOCHROME2",
+        source_format=source_format,
+        exif_orientation=orientation,
+        damaged=damaged,
     )
+
+
+def _load(
+    data: bytes, filename: str, label: str, max_pixels: int
+) -> tuple[np.ndarray, int, int | None]:
+    """Pixels, bit depth and the EXIF orientation applied; Pillow's errors pass through."""
+    # Pillow's own decompression-bomb guard stays as a second line of defence.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(BytesIO(data), formats=[label]) as img:
+            # Again from Pillow's reading of the header, for JPEGs header_size misses.
+            check_pixel_count(filename, img.width, img.height, max_pixels)
+            img.load()
+            orientation = img.getexif().get(ExifTags.Base.Orientation)
+            ImageOps.exif_transpose(img, in_place=True)
+            pixels, bit_depth = _grayscale(img, filename)
+    return pixels, bit_depth, orientation if orientation in _TRANSPOSING_ORIENTATIONS else None
 
 
 def _check_png_chunks(data: bytes, filename: str) -> None:

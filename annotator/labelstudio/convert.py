@@ -6,15 +6,18 @@ import math
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
+from django.conf import settings
 from django.core import signing
 from django.urls import Resolver404, resolve, reverse
+
+from annotator.errors import InvalidInput
 
 FROM_NAME = "label"
 TO_NAME = "image"
 IMAGE_SIGNING_SALT = "annotator.labelstudio.image"
 
 
-class ConversionError(ValueError):
+class ConversionError(InvalidInput):
     """Label Studio JSON that cannot become boxes; the message says why."""
 
 
@@ -69,11 +72,12 @@ def region_to_box(region: dict, width: int, height: int) -> tuple[str, float, fl
         raise ConversionError("a rectangle must carry exactly one label")
     try:
         x, y, w, h = (float(value[key]) for key in ("x", "y", "width", "height"))
-    except (KeyError, TypeError, ValueError):
-        raise ConversionError("a rectangle needs numeric x, y, width and height") from None
-    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        rotation = float(value.get("rotation") or 0)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise ConversionError("a rectangle needs numeric x, y, width, height and rotation") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h, rotation)):
         raise ConversionError("a rectangle has a value that is not finite")
-    if abs(float(value.get("rotation") or 0)) > 1e-6:
+    if abs(rotation) > 1e-6:
         raise ConversionError("rotated rectangles cannot be stored (boxes are axis-aligned)")
     for key, ours in (("original_width", width), ("original_height", height)):
         theirs = region.get(key)
@@ -91,13 +95,14 @@ def rectangles(result) -> list[dict]:
 
 def signed_image_path(image_id: int) -> str:
     """Our path serving one image to Label Studio, signed so it needs no session."""
-    token = signing.dumps(image_id, salt=IMAGE_SIGNING_SALT, compress=True)
+    token = signing.dumps(image_id, key=settings.LABEL_STUDIO_SIGNING_KEY, salt=IMAGE_SIGNING_SALT, compress=True)
     return reverse("ls-image", args=[token])
 
 
 def image_id_from_signature(token: str, max_age: int) -> int | None:
     try:
-        value = signing.loads(token, salt=IMAGE_SIGNING_SALT, max_age=max_age)
+        value = signing.loads(token, key=settings.LABEL_STUDIO_SIGNING_KEY, salt=IMAGE_SIGNING_SALT, max_age=max_age,
+                              fallback_keys=settings.LABEL_STUDIO_SIGNING_KEY_FALLBACKS)
     except signing.BadSignature:
         return None
     return value if isinstance(value, int) else None

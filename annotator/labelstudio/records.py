@@ -1,6 +1,6 @@
 """What Label Studio's requests read from and write to our database.
 
-Every write goes through ``annotator.services.annotations`` (revisions, optimistic
+Every write goes through ``annotator.datasets.services.annotations`` (revisions, optimistic
 versions) inside one transaction per Label Studio annotation: a result that cannot be
 converted stores nothing.
 """
@@ -12,19 +12,17 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from annotator.labelstudio.convert import ConversionError, box_to_region, rectangles, region_to_box
-from annotator.models import (
+from annotator.datasets.models import (
     Annotation,
     AnnotationRevision,
     AnnotationSource,
     Image,
-    Prediction,
-    RankedImage,
-    Ranking,
     ReviewStatus,
 )
-from annotator.services.annotations import NewBox, create_boxes, delete_box
-from annotator.services.audit import record_revision
-from annotator.services.versions import policy_for, production_version, serving_version
+from annotator.learning.models import Prediction, RankedImage, Ranking
+from annotator.datasets.services.annotations import NewBox, create_boxes, delete_box
+from annotator.audit.services import record_revision
+from annotator.learning.selectors import policy_of, production_version, serving_version
 
 # Two boxes closer than this (pixels, every edge) are the same box: a re-sent annotation
 # leaves unchanged boxes untouched instead of deleting and re-creating them.
@@ -80,7 +78,7 @@ def stored_predictions(images: list[Image]) -> tuple[dict[int, TaskPrediction], 
         else {}
     )
     names = dict(dataset.categories.values_list("coco_id", "name"))
-    threshold = policy_for(dataset).display_threshold
+    threshold = policy_of(dataset).display_threshold
     answers, missing = {}, []
     for image in images:
         prediction = rows.get(image.pk)

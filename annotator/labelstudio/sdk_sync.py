@@ -17,8 +17,10 @@ from label_studio_sdk import LabelStudio
 
 from annotator.labelstudio.convert import label_config, signed_image_path
 from annotator.labelstudio.records import apply_annotation, stored_predictions
-from annotator.models import AuditAction, Dataset, LabelStudioProject, LabelStudioTask
-from annotator.services.audit import record_event
+from annotator.audit.models import AuditAction
+from annotator.datasets.models import Dataset
+from annotator.labelstudio.models import LabelStudioProject, LabelStudioTask
+from annotator.audit.services import record_event
 
 IMPORT_BATCH = 200
 

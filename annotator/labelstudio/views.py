@@ -13,28 +13,32 @@ import logging
 from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
+from knox.auth import TokenAuthentication
 from kombu.exceptions import OperationalError
 from rest_framework import status
-from rest_framework.authentication import BasicAuthentication, TokenAuthentication
+from rest_framework.authentication import BasicAuthentication
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.api import stored_file_response
 from annotator.labelstudio.convert import (
     ConversionError,
     image_id_from_signature,
     image_id_from_task_data,
 )
 from annotator.labelstudio.records import apply_annotation, delete_annotations, stored_predictions
-from annotator.models import AuditAction, Dataset, Image, LabelStudioProject, Promotion, RunTrigger
-from annotator.services.annotations import InvalidBox, VersionConflict
-from annotator.services.audit import record_event
-from annotator.services.datasets import can_write, visible_datasets
-from annotator.services.training import BrokerUnavailable, RunAlreadyActive, request_training_run
-from annotator.services.versions import serving_version
-from annotator.tasks import enqueue_proposals_for_new_images
+from annotator.audit.models import AuditAction
+from annotator.datasets.models import Dataset, Image
+from annotator.labelstudio.models import LabelStudioProject
+from annotator.learning.models import Promotion, RunTrigger
+from annotator.datasets.services.annotations import InvalidBox, VersionConflict
+from annotator.audit.services import record_event
+from annotator.datasets.access import ADMIN, WRITE, has_role, visible_datasets
+from annotator.web.files import stored_file_response
+from annotator.learning.services.runs import RunAlreadyActive, request_training_run
+from annotator.learning.selectors import serving_version
+from annotator.learning.services.predictions import request_proposals
 
 log = logging.getLogger(__name__)
 MODEL_CLASS = "FractureDetector"
@@ -75,13 +79,6 @@ class BackendView(APIView):
             raise ValidationError({"detail": "the body must be a JSON object"})
         return self.request.data
 
-    def handle_exception(self, exc):
-        if isinstance(exc, ConversionError | InvalidBox):
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, VersionConflict):
-            return Response({"detail": "a box changed meanwhile; send the annotation again"},
-                            status=status.HTTP_409_CONFLICT)
-        return super().handle_exception(exc)
 
 
 class HealthView(APIView):
@@ -135,7 +132,7 @@ class PredictView(BackendView):
             if missing:
                 # proposals (and so predictions) are made by a worker, never here
                 try:
-                    enqueue_proposals_for_new_images(dataset_images[0].dataset_id, [i.pk for i in missing])
+                    request_proposals(dataset_images[0].dataset_id, [i.pk for i in missing])
                 except OperationalError as exc:  # the broker is down: answer anyway, say so in the log
                     log.warning("could not queue proposals for %d images: %s", len(missing), exc)
         empty = {"result": [], "model_version": "none"}
@@ -150,12 +147,14 @@ class WebhookView(BackendView):
     def post(self, request):
         body = self.body()
         action = body.get("action")
+        if not isinstance(action, str):
+            raise ValidationError({"action": "must be the event's name"})
         if action in ANNOTATION_EVENTS:
             return self.annotations(body)
         if action in DELETE_EVENTS:
             items = body.get("annotations") or [body.get("annotation")]
             ids = [item.get("id") for item in items if isinstance(item, dict) and isinstance(item.get("id"), int)]
-            writable = [d for d in visible_datasets(request.user) if can_write(request.user, d)]
+            writable = [d for d in visible_datasets(request.user) if has_role(request.user, d, WRITE)]
             deleted = delete_annotations(ids, datasets=writable, actor=request.user)
             return Response({"status": "ok", "deleted": deleted}, status=status.HTTP_201_CREATED)
         if action == "START_TRAINING":
@@ -182,20 +181,20 @@ class WebhookView(BackendView):
         image = Image.objects.filter(pk=image_id or 0, dataset__in=visible_datasets(self.request.user)).first()
         if image is None:
             raise Http404("the task's image is not one of ours (by image_id or our image URL)")
-        if not can_write(self.request.user, image.dataset):
+        if not has_role(self.request.user, image.dataset, WRITE):
             raise PermissionDenied("your role in this dataset does not allow annotating")
         return image
 
     def start_training(self, body):
         dataset = dataset_for_project(self.request.user, body.get("project"), None)
-        if dataset is None or not can_write(self.request.user, dataset):
+        if dataset is None:
             raise Http404("no dataset you may train for this project")
+        if not has_role(self.request.user, dataset, ADMIN):  # the same rule as train-now
+            raise PermissionDenied("only admins of this dataset may start training")
         try:
             run = request_training_run(dataset, RunTrigger.MANUAL, self.request.user)
         except RunAlreadyActive:
             return Response({"status": "ok", "detail": "a training run is already queued or running"})
-        except BrokerUnavailable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"status": "ok", "job": run.pk}, status=status.HTTP_201_CREATED)
 
 

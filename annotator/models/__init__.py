@@ -1,10 +1,13 @@
-"""The annotator's models, one module per concern:
+"""Every model of the one ``annotator`` app, imported from the area that owns it.
 
-- ``dataset``: datasets, members, categories, images, boxes and their revisions.
-- ``learning``: model versions, predictions, rankings, training runs and policies.
+Django finds an app's models through this module; the models themselves live with their
+product area (``annotator/<area>/models.py``), so the single app label keeps the
+migrations valid.
 """
 
-from annotator.models.audit import *  # noqa: F403
-from annotator.models.dataset import *  # noqa: F403
-from annotator.models.learning import *  # noqa: F403
-from annotator.models.review import *  # noqa: F403
+from annotator.audit.models import *  # noqa: F403
+from annotator.datasets.models import *  # noqa: F403
+from annotator.labelstudio.models import *  # noqa: F403
+from annotator.learning.models import *  # noqa: F403
+from annotator.review.models import *  # noqa: F403
+from annotator.web.models import *  # noqa: F403

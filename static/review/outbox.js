@@ -3,12 +3,9 @@
 // Operations are sent one at a time, in order, each with its own Idempotency-Key: a
 // retried request is answered from the server's receipt, never applied twice.
 
-const RETRY_MS = [500, 1000, 2000, 4000, 8000];
+import { request } from "./http.js";
 
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
+const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 
 export class Outbox {
   /** handlers: request(op) -> {method, url, body}; applied(op, body); conflict(op, body);
@@ -103,16 +100,12 @@ export class Outbox {
     this.handlers.state("saving", this.ops.length);
     let response;
     try {
-      response = await fetch(url, {
-        method, credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), "Idempotency-Key": op.key },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      response = await request(method, url, body, { "Idempotency-Key": op.key });
     } catch {
       this.handlers.state("offline");
       return "retry";
     }
-    const data = await response.json().catch(() => ({}));
+    const { data } = response;
     if (response.ok) {
       this.handlers.applied(op, data);
       return "done";

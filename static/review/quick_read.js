@@ -1,11 +1,13 @@
 // Polls a quick read until the worker has answered, then draws its boxes over the preview.
+import { getJson } from "./http.js";
+
 const POLL_MS = 1000;
 const $ = (id) => document.getElementById(id);
 
 function render(read) {
   const state = { queued: "Analysing…", done: "Done.", failed: "The analysis failed: " }[read.state] ?? read.state;
   $("qr-state").textContent = read.state === "failed" ? state + read.error : state;
-  $("qr-model").textContent = read.model_version ? `(model ${read.model_version})` : "";
+  $("qr-model").textContent = read.serving_version ? `(model ${read.serving_version})` : "";
   if (read.state !== "done") return;
   $("qr-probability").textContent = read.fracture_probability.toFixed(2);
   const figure = $("qr-figure");
@@ -29,8 +31,8 @@ async function poll(read) {
   render(read);
   if (read.state !== "queued") return;
   await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  const response = await fetch(`/api/review/quick-reads/${read.id}/`, { credentials: "same-origin" });
-  if (response.ok) poll(await response.json());
+  const answer = await getJson(`/api/review/quick-reads/${read.id}/`);
+  if (answer.ok) poll(answer.data);
 }
 
 poll(JSON.parse($("quick-read").textContent));

@@ -3,6 +3,7 @@
 // raw values and ask OpenSeadragon to redraw; the boxes (Annotorious) live in image pixel
 // coordinates.
 /* global OpenSeadragon */
+import { fetchBinary } from "./http.js";
 import { applyLut, buildLut, presetWindow } from "./wl.js";
 
 let opened = 0;
@@ -89,8 +90,7 @@ export function fetchPixels(url) {
 }
 
 async function download(url) {
-  const response = await fetch(url, { credentials: "same-origin" });
-  if (!response.ok) throw new Error(`pixels: HTTP ${response.status}`);
+  const response = await fetchBinary(url);
   const header = (name) => Number(response.headers.get(name));
   const buffer = await response.arrayBuffer();
   const bytes = header("X-Bytes-Per-Pixel");
@@ -103,7 +103,8 @@ async function download(url) {
 }
 
 export class XrayViewer {
-  constructor(element, { onWindowChange }) {
+  /** ``onWindowChange(window)`` is called on every window change; set it when ready. */
+  constructor(element, { onWindowChange = null } = {}) {
     this.element = element;
     this.onWindowChange = onWindowChange;
     this.osd = OpenSeadragon({
@@ -192,6 +193,11 @@ export class XrayViewer {
     const end = () => { start = null; };
     this.element.addEventListener("pointerup", end, true);
     this.element.addEventListener("pointercancel", end, true);
+  }
+
+  /** Back to the whole image fitted to the screen. */
+  fit() {
+    this.osd.viewport.goHome();
   }
 
   imageToScreen(x, y) {

@@ -1,8 +1,10 @@
 """The issue-7 benchmarks run end to end in their ``--quick`` mode and write well-formed
-figures. Only the shape of the output is checked: the numbers are the benchmarks' job."""
+figures. Latency figures are the benchmarks' job; correctness is checked here: the load
+run must lose and duplicate no write (the script exits 1 otherwise, issue 16)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -60,6 +62,27 @@ def test_load_quick_reports_latency_and_reconciles(tmp_path):
         assert {"requests", "p50_ms", "p95_ms", "p99_ms"} <= set(result["endpoints"][name])
     reconciliation = result["reconciliation"]
     assert reconciliation["acknowledged_saves"] > 0
-    assert {"lost", "duplicated_revisions", "collisions_answered_409"} <= set(reconciliation)
-    assert {"save_p95_met", "zero_5xx", "no_lost_or_duplicated"} <= set(result["targets"])
+    assert reconciliation["lost"] == 0 and reconciliation["duplicated_revisions"] == 0
+    assert reconciliation["acknowledged_twice"] == 0
+    assert reconciliation["collisions_answered_409"] == reconciliation["intended_collisions"]
+    assert result["targets"]["zero_5xx"] and result["targets"]["no_lost_or_duplicated"]
     assert all(math.isfinite(x) for x in numbers(result))
+
+
+def load_module():
+    spec = importlib.util.spec_from_file_location("load_benchmark", ROOT / "benchmarks" / "load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [("zero_5xx", "5xx"), ("no_lost_or_duplicated", "lost or written twice"), ("every_collision_409", "409")],
+)
+def test_load_fails_when_a_write_is_lost_or_duplicated(broken, message):
+    targets = {"zero_5xx": True, "no_lost_or_duplicated": True, "every_collision_409": True, "save_p95_met": False}
+    check = load_module().broken_guarantees
+    assert check({"targets": targets}) == []  # a slow run is reported, not failed
+    (failure,) = check({"targets": {**targets, broken: False}})
+    assert message in failure

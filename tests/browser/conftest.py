@@ -3,14 +3,15 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from django.test import Client
 
+from annotator.datasets.services.annotations import NewBox, create_boxes
 from annotator.imaging import default_window
-from annotator.models import AnnotationSource, RankedImage, Ranking, Role
-from annotator.services.annotations import NewBox, create_boxes
+from annotator.models import AnnotationSource, ModelVersion, RankedImage, Ranking, Role
 from ml_backend.phantoms import image_rng, render_phantom
 from tests.factories import (
     CategoryFactory,
@@ -30,6 +31,7 @@ if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
 IMAGE_SIZE = (600, 800)  # height, width
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +74,16 @@ def reading_room(media_root):
     return {"dataset": dataset, "reader": reader, "top": images[1], "images": images, "proposals": proposals}
 
 
+def model_version(dataset, name, status, map50):
+    """A version row (no weights file: the pages only show it) with validation metrics."""
+    return ModelVersion.objects.create(
+        dataset=dataset, name=name, engine="torchvision", weights=f"models/{dataset.pk}/{name}.pt",
+        weights_sha256="0" * 64, status=status, gate_passed=True, gate_reason=f"{name}: gate passed",
+        metrics={"map50": map50, "map": map50 / 2, "froc": {"fp_per_image": [1.0, 2.0], "sensitivity": [0.4, 0.6]},
+                 "image_level": {"f1": 0.7}},
+    )
+
+
 @pytest.fixture
 def login(browser, live_server):
     """``login(user)`` -> a new browser context signed in as ``user``."""
@@ -88,6 +100,20 @@ def login(browser, live_server):
     yield make
     for context in contexts:
         context.close()
+
+
+def document(page, name):
+    """With REVIEW_SCREENSHOTS=1, save the page as docs/screenshots/<name>.png."""
+    if os.environ.get("REVIEW_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+def watch_errors(page):
+    """The page's uncaught errors, collected as they happen."""
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
 
 
 def open_reader(context, live_server, dataset, image=None):
@@ -107,6 +133,15 @@ def wait_painted(page, image=None):
 def wait_saved(page):
     page.wait_for_function("document.getElementById('save-state').dataset.state === 'saved' "
                            "&& window.review.outbox().pending === 0", timeout=10_000)
+
+
+def click_select(page, point, local_id=None):
+    """Deselect, click a box, and wait until it is the selected one."""
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => window.review.anno.getSelected().length === 0")
+    page.mouse.click(*point)
+    expected = f"[0]?.id === '{local_id}'" if local_id else ".length === 1"
+    page.wait_for_function(f"() => window.review.anno.getSelected(){expected}")
 
 
 def screen(page, x, y):

@@ -1,13 +1,19 @@
 """The review page in real headless Chromium against the live server."""
 
-import os
-from pathlib import Path
-
 import pytest
 
 from annotator.models import Annotation, Image, ImageLease, RankedImage, ReviewStatus
-from annotator.services import review
-from tests.browser.conftest import image_at, open_reader, phantom, screen, wait_painted, wait_saved
+from annotator.review.services import reading as review
+from tests.browser.conftest import (
+    click_select,
+    document,
+    image_at,
+    open_reader,
+    phantom,
+    screen,
+    wait_painted,
+    wait_saved,
+)
 from tests.factories import ImageFactory, UserFactory
 
 # The two-zoom test failed about 1 run in 4 until "D" read the selection from Annotorious
@@ -17,30 +23,11 @@ from tests.factories import ImageFactory, UserFactory
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.flaky(reruns=2)]
 
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-def document(page, name):
-    """With REVIEW_SCREENSHOTS=1, save the page as docs/screenshots/<name>.png."""
-    if os.environ.get("REVIEW_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=SCREENSHOTS / f"{name}.png")
-
-
 def drag(page, start, end, steps=8):
     page.mouse.move(*start)
     page.mouse.down()
     page.mouse.move(*end, steps=steps)
     page.mouse.up()
-
-
-def click_select(page, point, local_id=None):
-    """Deselect, click a box, and wait until it is the selected one."""
-    page.keyboard.press("Escape")
-    page.wait_for_function("() => window.review.anno.getSelected().length === 0")
-    page.mouse.click(*point)
-    expected = f"[0]?.id === '{local_id}'" if local_id else ".length === 1"
-    page.wait_for_function(f"() => window.review.anno.getSelected(){expected}")
 
 
 def draw_box(page, start, end):

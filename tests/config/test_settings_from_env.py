@@ -20,6 +20,7 @@ PROBE = (
     "'name': str(settings.DATABASES['default']['NAME']), 'broker': settings.CELERY_BROKER_URL, "
     "'media': str(settings.MEDIA_ROOT), 'hosts': settings.ALLOWED_HOSTS}))"
 )
+KEY = "k7#Qm2!vX9zR4pL8wN1tY6uB3eH5jC0aF-gD_sK+iO=rT2yU4xW"  # 50 characters
 CLEARED = ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "SECRET_KEY_FILE", "DEBUG",
            "ALLOWED_HOSTS", "MEDIA_ROOT", "VAR_DIR", "PLATFORM_TEST_REQUIRE_SERVICES")
 
@@ -32,7 +33,7 @@ def load_settings(tmp_path, **env) -> subprocess.CompletedProcess:
 
 
 def test_defaults_are_sqlite_and_an_embedded_broker_under_var(tmp_path):
-    result = load_settings(tmp_path, SECRET_KEY="k")
+    result = load_settings(tmp_path, SECRET_KEY=KEY)
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["db"] == "django.db.backends.sqlite3"
@@ -43,7 +44,7 @@ def test_defaults_are_sqlite_and_an_embedded_broker_under_var(tmp_path):
 
 
 def test_urls_select_postgresql_and_redis(tmp_path):
-    result = load_settings(tmp_path, SECRET_KEY="k", DATABASE_URL="postgresql://u@db.example:5432/fx",
+    result = load_settings(tmp_path, SECRET_KEY=KEY, DATABASE_URL="postgresql://u@db.example:5432/fx",
                            CELERY_BROKER_URL="redis://cache:6379/2", MEDIA_ROOT=str(tmp_path / "m"),
                            ALLOWED_HOSTS="xray.example.org, 10.0.0.5")
     values = json.loads(result.stdout)
@@ -57,10 +58,18 @@ def test_urls_select_postgresql_and_redis(tmp_path):
     ("env", "message"),
     [
         ({}, "SECRET_KEY (or SECRET_KEY_FILE) must be set unless DEBUG=1"),
-        ({"SECRET_KEY": "k", "DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
-        ({"SECRET_KEY": "k", "ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS='*' is refused outside DEBUG"),
-        ({"SECRET_KEY": "k", "MAX_UPLOAD_BYTES": "lots"}, "MAX_UPLOAD_BYTES='lots' is not an integer"),
+        ({"SECRET_KEY": KEY, "DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"SECRET_KEY": KEY, "ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS='*' is refused outside DEBUG"),
+        ({"SECRET_KEY": KEY, "MAX_UPLOAD_BYTES": "lots"}, "MAX_UPLOAD_BYTES='lots' is not an integer"),
         ({"SECRET_KEY_FILE": "/nonexistent/secret"}, "SECRET_KEY_FILE='/nonexistent/secret' cannot be read"),
+        # issue 16, item 7: published examples and short keys are refused outside DEBUG
+        ({"SECRET_KEY": "change-me"}, "SECRET_KEY is an example value from the documentation"),
+        ({"SECRET_KEY": "change-me-to-a-long-random-string"}, "SECRET_KEY is an example value"),
+        ({"SECRET_KEY": KEY[:49]}, "SECRET_KEY has 49 characters; use at least 50"),
+        ({"SECRET_KEY": KEY, "SECRET_KEY_FALLBACKS": "old-key"}, "SECRET_KEY_FALLBACKS has 7 characters"),
+        ({"SECRET_KEY": KEY, "LABEL_STUDIO_SIGNING_KEY": "change-me"}, "LABEL_STUDIO_SIGNING_KEY is an example"),
+        ({"SECRET_KEY": KEY, "TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"},
+         "TRUSTED_PROXIES: 'proxy.internal' is not an IP address or network"),
     ],
 )
 def test_bad_configuration_fails_loudly(tmp_path, env, message):
@@ -71,9 +80,10 @@ def test_bad_configuration_fails_loudly(tmp_path, env, message):
 
 def test_secret_key_from_file_and_debug_default(tmp_path):
     secret = tmp_path / "secret"
-    secret.write_text("from-a-file\n")
+    secret.write_text(KEY + "\n")
     assert load_settings(tmp_path, SECRET_KEY_FILE=str(secret)).returncode == 0
     assert load_settings(tmp_path, DEBUG="1").returncode == 0  # DEBUG may use a dev key
+    assert load_settings(tmp_path, DEBUG="1", SECRET_KEY="change-me").returncode == 0
 
 
 def test_typed_helpers(monkeypatch):

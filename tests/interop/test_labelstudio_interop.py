@@ -29,7 +29,7 @@ from annotator.models import (
     ReviewStatus,
     Role,
 )
-from tests.annotator.security_world import make_world
+from tests.security_world import make_world
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.interop, pytest.mark.django_db(transaction=True)]

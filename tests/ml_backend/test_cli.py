@@ -95,3 +95,17 @@ def test_bad_input_names_the_file_and_the_reason(
     message = fails(["rank", *coco_args, *weights, "--strategy", "psychic"], capsys)
     assert "unknown strategy 'psychic'" in message
 
+
+
+def test_train_help_lists_every_architecture_and_its_starts(capsys):
+    from ml_backend.cli import ARCH_ALIASES, TORCHVISION_INITS
+    from ml_backend.engines.torchvision_engine import ARCHITECTURES
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert set(TORCHVISION_INITS) == set(ARCHITECTURES) <= set(ARCH_ALIASES)
+    for name, architecture in ARCHITECTURES.items():
+        listed = [part.split(" (")[0] for part in TORCHVISION_INITS[name].split(", ")]
+        assert listed == architecture.inits(), name
+        assert f"  {name}: {TORCHVISION_INITS[name]}" in text

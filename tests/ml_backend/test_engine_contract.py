@@ -47,11 +47,25 @@ def assert_well_formed(found, images, category_ids, candidate_score):
 
 
 def test_predict_returns_well_formed_detections(checkpoint, images):
+    """Four iterations from random weights say nothing about where the class scores sit
+    (after them detectron2's R50 kept no box at the default candidate score, issue 18),
+    so the boxes are checked at candidate score 0, which keeps every box a finite model
+    scores above zero; at the default, predict returns exactly those scoring above it."""
+    everything = load_engine(checkpoint.path, candidate_score=0.0)
+    assert everything.category_ids == [1, 2]
+    found_all = everything.predict(images)
+    assert sum(len(d.boxes) for d in found_all) > 0, "candidate score 0 should keep some boxes"
+    assert_well_formed(found_all, images, everything.category_ids, 0.0)
+
     engine = load_engine(checkpoint.path)
-    assert engine.category_ids == [1, 2]
+    threshold = engine.config.candidate_score
     found = engine.predict(images)
-    assert sum(len(d.boxes) for d in found) > 0, "a low candidate score should keep some boxes"
-    assert_well_formed(found, images, engine.category_ids, engine.config.candidate_score)
+    assert_well_formed(found, images, engine.category_ids, threshold)
+    for det, full in zip(found, found_all, strict=True):
+        expected = full.above(threshold)
+        np.testing.assert_array_equal(det.scores, expected.scores)
+        np.testing.assert_allclose(det.boxes, expected.boxes, atol=1e-4)
+        np.testing.assert_array_equal(det.labels, expected.labels)
 
 
 def test_predict_accepts_8_bit_and_non_square_images(checkpoint, images):

@@ -4,9 +4,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.models import AuditAction, Dataset
-from annotator.services.audit import record_event
-from annotator.services.coco_export import (
+from annotator.audit.models import AuditAction
+from annotator.audit.services import record_event
+from annotator.datasets.models import Dataset
+from annotator.datasets.services.coco_export import (
     ExportError,
     dataset_media_prefix,
     parse_splits,

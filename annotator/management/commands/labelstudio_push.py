@@ -1,8 +1,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from annotator.datasets.models import Dataset
 from annotator.labelstudio.sdk_sync import push_dataset
-from annotator.models import Dataset
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.models import Dataset
-from annotator.services.registration import WeightsRefused, register_weights
+from annotator.datasets.models import Dataset
+from annotator.learning.services.registration import WeightsRefused, register_weights
 
 
 class Command(BaseCommand):

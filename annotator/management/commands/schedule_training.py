@@ -1,9 +1,8 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.models import Dataset
-from annotator.services.schedules import InvalidSchedule, schedule_training
-from annotator.services.versions import policy_for
+from annotator.datasets.models import Dataset
+from annotator.learning.services.schedules import InvalidSchedule, retrain_after_new_labels, schedule_training
 
 
 class Command(BaseCommand):
@@ -21,11 +20,10 @@ class Command(BaseCommand):
         except Dataset.DoesNotExist:
             raise CommandError(f"no dataset named {options['dataset']!r}") from None
         if options["after_new_labels"] is not None:
-            if options["after_new_labels"] < 1:
-                raise CommandError("--after-new-labels must be at least 1")
-            policy = policy_for(dataset)
-            policy.retrain_after_new_labels = options["after_new_labels"]
-            policy.save(update_fields=["retrain_after_new_labels"])
+            try:
+                policy = retrain_after_new_labels(dataset, options["after_new_labels"])
+            except InvalidSchedule as exc:
+                raise CommandError(f"--after-new-labels: {exc}") from exc
             self.stdout.write(f"retrain after {policy.retrain_after_new_labels} new labels")
         if options["cron"] or options["every_minutes"]:
             try:

@@ -5,12 +5,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from annotator.models import Dataset, Membership, Role, RunTrigger, Split, TrainingRun
-from annotator.services.coco_import import import_coco
-from annotator.services.datasets import freeze_validation_split
-from annotator.services.training import request_training_run
-from annotator.services.versions import policy_for
-from annotator.tasks import rank_dataset
+from annotator.datasets.models import Dataset, Membership, Role, Split
+from annotator.datasets.services.coco_import import import_coco
+from annotator.datasets.services.membership import freeze_validation_split
+from annotator.learning.models import RunTrigger, TrainingRun
+from annotator.learning.selectors import policy_of
+from annotator.learning.services.runs import request_training_run
+from annotator.learning.dispatch import publish_ranking
 from ml_backend.phantoms import generate_dataset
 
 DEMO_DATASET = "Phantom wrists (demo)"
@@ -73,14 +74,14 @@ class Command(BaseCommand):
     def start_loop(self, dataset):
         """First start: a CPU-sized training policy, a cold-start ranking so readers can
         begin at once, and a first training run whose promotion brings proposals."""
-        policy = policy_for(dataset)
+        policy = policy_of(dataset)
         if TrainingRun.objects.filter(dataset=dataset).exists():
             return
         policy.engine_config = demo_engine_config()
         policy.iterations = DEMO_ITERATIONS
         policy.retrain_after_new_labels = 20
         policy.save()
-        rank_dataset.delay(dataset.pk)
+        publish_ranking(dataset.pk)
         run = request_training_run(dataset, RunTrigger.MANUAL)
         self.stdout.write(f"queued a cold-start ranking and training run {run.pk} ({DEMO_ITERATIONS} iterations)")
 
