@@ -57,6 +57,11 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
+    from annotator.datasets.services.coco_import import import_coco
+    from annotator.datasets.services.membership import freeze_validation_split
+    from annotator.learning.selectors import policy_of
+    from annotator.learning.services.runs import request_training_run
+    from annotator.learning.tasks import rank_dataset
     from annotator.management.commands.setup_demo import (
         DEMO_ITERATIONS,
         DEMO_PARTS,
@@ -70,11 +75,6 @@ def main() -> None:
         RunTrigger,
         TrainingRun,
     )
-    from annotator.datasets.services.coco_import import import_coco
-    from annotator.datasets.services.membership import freeze_validation_split
-    from annotator.learning.services.runs import request_training_run
-    from annotator.learning.selectors import policy_of
-    from annotator.learning.tasks import rank_dataset
     from ml_backend.phantoms import generate_dataset
 
     call_command("migrate", verbosity=0)

@@ -149,7 +149,7 @@ def start_server():
     return server, f"http://127.0.0.1:{server.port}"
 
 
-def measure(url: str, dataset, reader, runs: int) -> dict:
+def measure(url: str, dataset, reader, runs: int, screenshot: Path | None = None) -> dict:
     from django.test import Client
     from playwright.sync_api import sync_playwright
 
@@ -178,6 +178,8 @@ def measure(url: str, dataset, reader, runs: int) -> dict:
                             painted: at('review:painted'), settled: at('review:settled')};
                 }"""))
         proposals = page.locator("#labels .box-label.model").count()
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot))
         wl = page.evaluate("""async (runs) => {
             const v = window.review.viewer, out = [];
             for (let i = 0; i < runs; i++) {
@@ -203,6 +205,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--source", choices=sorted(SOURCES), default="phantom")
     parser.add_argument("--data", type=Path, help="the FracAtlas folder (for --source fracatlas)")
+    parser.add_argument("--screenshot", type=Path, help="save a screenshot of the page on the last image here")
     args = parser.parse_args()
     os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="review-latency-media-"))
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM beside Playwright's loop
@@ -213,7 +216,7 @@ def main() -> None:
     dataset, reader, first = build_dataset(args.runs + 1, args.source, args.data)
     server, url = start_server()
     try:
-        raw = measure(url, dataset, reader, args.runs)
+        raw = measure(url, dataset, reader, args.runs, args.screenshot)
     finally:
         server.terminate()
     result = {

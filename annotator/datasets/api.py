@@ -48,6 +48,7 @@ from annotator.datasets.services.membership import (
 )
 from annotator.web.files import stored_file_response
 from annotator.web.filters import Filter, apply_filters, choice_of
+from annotator.web.throttles import UploadThrottle
 
 IMAGE_FILTERS = {
     "split": Filter("split", choice_of(Split)),
@@ -99,7 +100,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
         responses={201: ImageSerializer, 200: ImageSerializer},
         summary="Upload a radiograph (PNG, 16-bit PNG, JPEG, DICOM)",
     )
-    @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser, FormParser])
+    @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser, FormParser],
+            throttle_classes=[UploadThrottle])
     def images(self, request, pk=None):
         if request.method == "POST":
             check_request_size(request.META.get("CONTENT_LENGTH"))

@@ -14,6 +14,7 @@ from annotator.datasets.forms import UploadForm
 from annotator.datasets.models import ImageSource, ReviewStatus, Split, ValidationSplitFrozen
 from annotator.datasets.services.ingest import accept_upload, check_request_size
 from annotator.errors import DomainError
+from annotator.web.throttles import UploadThrottle
 
 # The latest imports the dataset page shows, with their reports.
 IMPORTS_SHOWN = 5
@@ -57,6 +58,9 @@ def dataset_detail(request, pk):
 @require_POST
 def dataset_upload(request, pk):
     dataset = access.dataset_for(request.user, pk, access.WRITE)
+    if not UploadThrottle().allow_request(request, None):
+        messages.error(request, "Too many uploads in a short time; wait a minute and try again.")
+        return redirect("dataset-detail", pk=dataset.pk)
     try:
         check_request_size(request.META.get("CONTENT_LENGTH"))
     except DomainError as exc:

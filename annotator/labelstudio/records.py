@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from annotator.labelstudio.convert import ConversionError, box_to_region, rectangles, region_to_box
+from annotator.audit.services import record_revision
 from annotator.datasets.models import (
     Annotation,
     AnnotationRevision,
@@ -19,9 +19,9 @@ from annotator.datasets.models import (
     Image,
     ReviewStatus,
 )
-from annotator.learning.models import Prediction, RankedImage, Ranking
 from annotator.datasets.services.annotations import NewBox, create_boxes, delete_box
-from annotator.audit.services import record_revision
+from annotator.labelstudio.convert import ConversionError, box_to_region, rectangles, region_to_box
+from annotator.learning.models import Prediction, RankedImage, Ranking
 from annotator.learning.selectors import policy_of, production_version, serving_version
 
 # Two boxes closer than this (pixels, every edge) are the same box: a re-sent annotation

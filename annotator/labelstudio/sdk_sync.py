@@ -15,12 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 from label_studio_sdk import LabelStudio
 
-from annotator.labelstudio.convert import label_config, signed_image_path
-from annotator.labelstudio.records import apply_annotation, stored_predictions
 from annotator.audit.models import AuditAction
-from annotator.datasets.models import Dataset
-from annotator.labelstudio.models import LabelStudioProject, LabelStudioTask
 from annotator.audit.services import record_event
+from annotator.datasets.models import Dataset
+from annotator.labelstudio.convert import label_config, signed_image_path
+from annotator.labelstudio.models import LabelStudioProject, LabelStudioTask
+from annotator.labelstudio.records import apply_annotation, stored_predictions
 
 IMPORT_BATCH = 200
 

@@ -22,23 +22,21 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotator.audit.models import AuditAction
+from annotator.audit.services import record_event
+from annotator.datasets.access import ADMIN, WRITE, has_role, visible_datasets
+from annotator.datasets.models import Dataset, Image
 from annotator.labelstudio.convert import (
-    ConversionError,
     image_id_from_signature,
     image_id_from_task_data,
 )
-from annotator.labelstudio.records import apply_annotation, delete_annotations, stored_predictions
-from annotator.audit.models import AuditAction
-from annotator.datasets.models import Dataset, Image
 from annotator.labelstudio.models import LabelStudioProject
+from annotator.labelstudio.records import apply_annotation, delete_annotations, stored_predictions
 from annotator.learning.models import Promotion, RunTrigger
-from annotator.datasets.services.annotations import InvalidBox, VersionConflict
-from annotator.audit.services import record_event
-from annotator.datasets.access import ADMIN, WRITE, has_role, visible_datasets
-from annotator.web.files import stored_file_response
-from annotator.learning.services.runs import RunAlreadyActive, request_training_run
 from annotator.learning.selectors import serving_version
 from annotator.learning.services.predictions import request_proposals
+from annotator.learning.services.runs import RunAlreadyActive, request_training_run
+from annotator.web.files import stored_file_response
 
 log = logging.getLogger(__name__)
 MODEL_CLASS = "FractureDetector"

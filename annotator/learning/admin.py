@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 
-from annotator.learning import models
 from annotator.append_only import ReadOnlyAdmin
+from annotator.learning import models
 
 
 @admin.register(models.LearningPolicy)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from django_celery_beat.models import PeriodicTask
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -48,17 +48,16 @@ from annotator.learning.services.analysis import create_quick_read
 from annotator.learning.services.runs import cancel_run, request_training_run
 from annotator.learning.services.versions import promote_version, rollback
 from annotator.web.filters import AllowListFilterBackend, Filter, choice_of
+from annotator.web.serializers import StrictFieldsMixin
 
-ReasonSerializer = inline_serializer(
-    "Reason", {"reason": serializers.CharField(required=False, allow_blank=True, max_length=1000)}
-)
-RollbackSerializer = inline_serializer(
-    "Rollback",
-    {
-        "to_version": serializers.IntegerField(required=False, min_value=1, max_value=2**62),
-        "reason": serializers.CharField(required=False, allow_blank=True, max_length=1000),
-    },
-)
+
+class ReasonSerializer(StrictFieldsMixin, serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+
+
+class RollbackSerializer(ReasonSerializer):
+    to_version = serializers.IntegerField(required=False, min_value=1, max_value=2**62,
+                                          help_text="the version to re-promote (default: the one before)")
 
 
 class TrainNowView(APIView):

@@ -8,7 +8,6 @@ reader saw (a stale one answers 409 with the box's current state) and may carry 
 
 from __future__ import annotations
 
-
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from rest_framework import status
@@ -149,7 +148,7 @@ def _renew(image, user) -> None:
 
 
 def _filter(request) -> str:
-    name = request.data.get("filter") if request.method == "POST" else request.query_params.get("filter")
+    name = _body(request).get("filter") if request.method == "POST" else request.query_params.get("filter")
     name = name or "todo"
     if name not in selectors.FILTERS:
         raise ParseError(f"unknown filter {name!r}; use one of {', '.join(selectors.FILTERS)}")
@@ -180,7 +179,7 @@ def worklist(request, pk):
 
 
 def _after(request, dataset):
-    after = request.data.get("after")
+    after = _body(request).get("after")
     if after in (None, ""):
         return None
     image = Image.objects.filter(dataset=dataset, pk=after).first() if str(after).isdigit() else None

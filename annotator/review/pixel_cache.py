@@ -22,8 +22,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from annotator.imaging import decode_image
 from annotator.datasets.models import Image
+from annotator.imaging import decode_image
 
 logger = logging.getLogger(__name__)
 PARTIAL_PREFIX = ".partial-"

@@ -6,7 +6,15 @@ import time
 import pytest
 
 from annotator.learning.services.schedules import schedule_training
-from annotator.models import ModelStatus, Promotion, PromotionKind, Role, RunState, RunTrigger, TrainingRun
+from annotator.models import (
+    ModelStatus,
+    Promotion,
+    PromotionKind,
+    Role,
+    RunState,
+    RunTrigger,
+    TrainingRun,
+)
 from tests.browser.conftest import document, model_version, watch_errors
 from tests.factories import DatasetFactory, MembershipFactory, UserFactory
 

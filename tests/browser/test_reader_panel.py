@@ -4,8 +4,22 @@ image back, why no box is shown, and the favicon."""
 import pytest
 
 from annotator.datasets.services.annotations import NewBox, create_boxes
-from annotator.models import AnnotationSource, ModelStatus, Prediction, RunState, RunTrigger, TrainingRun
-from tests.browser.conftest import click_select, model_version, open_reader, screen, wait_painted, watch_errors
+from annotator.models import (
+    AnnotationSource,
+    ModelStatus,
+    Prediction,
+    RunState,
+    RunTrigger,
+    TrainingRun,
+)
+from tests.browser.conftest import (
+    click_select,
+    model_version,
+    open_reader,
+    screen,
+    wait_painted,
+    watch_errors,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.flaky(reruns=2)]
 

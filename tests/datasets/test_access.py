@@ -8,8 +8,8 @@ from django.forms.models import model_to_dict
 from rest_framework.test import APIClient
 
 from annotator.models import Annotation, Dataset, Image, Membership, Role
-from tests.security_world import client_for, make_world
 from tests.factories import UserFactory
+from tests.security_world import client_for, make_world
 
 pytestmark = pytest.mark.django_db
 

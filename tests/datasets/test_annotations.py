@@ -2,8 +2,8 @@
 
 import pytest
 
-from annotator.models import AnnotationRevision, RevisionAction
 from annotator.datasets.services.annotations import InvalidBox, NewBox, create_boxes
+from annotator.models import AnnotationRevision, RevisionAction
 from tests.factories import CategoryFactory, ImageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from pycocotools.coco import COCO
 
-from annotator.models import Annotation, AnnotationSource, Dataset, Image, Split
 from annotator.datasets.services.annotations import NewBox, create_boxes
 from annotator.datasets.services.coco_export import dataset_media_prefix
+from annotator.models import Annotation, AnnotationSource, Dataset, Image, Split
 from tests.factories import CategoryFactory, ImageFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +112,20 @@ def test_export_of_a_dataset_you_are_not_in_is_404(client, media_root):
     client.force_login(member.user)
     assert client.get(reverse("dataset-export", args=[other.pk])).status_code == 404
     assert Image.objects.count() == 1
+
+
+def test_a_training_snapshot_marks_the_labels_given_since_the_parent_was_trained(media_root):
+    """Replay weighting (``new_image_weight``) needs the images labeled since the weights
+    being fine-tuned were made; the snapshot says which ("new")."""
+    from django.utils import timezone
+
+    from annotator.datasets.services.coco_export import build_coco
+    from annotator.models import ReviewStatus
+    from tests.factories import ImageFactory
+
+    old = ImageFactory(status=ReviewStatus.NEGATIVE)
+    parent_made = timezone.now()
+    new = ImageFactory(dataset=old.dataset, status=ReviewStatus.NEGATIVE)
+    coco = build_coco(old.dataset, ["pool"], labeled_only=True, new_since=parent_made)
+    assert {entry["id"]: entry["new"] for entry in coco["images"]} == {old.pk: False, new.pk: True}
+    assert "new" not in build_coco(old.dataset, ["pool"], labeled_only=True)["images"][0]

@@ -12,11 +12,11 @@ from django.urls import reverse
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
-from annotator.models import Image, Photometric, ReviewStatus, Role, Split
 from annotator.datasets.services.membership import freeze_validation_split
-from tests.imaging import samples
+from annotator.models import Image, Photometric, ReviewStatus, Role, Split
 from tests.conftest import stored_files
 from tests.factories import DatasetFactory, ImageFactory, MembershipFactory, UserFactory
+from tests.imaging import samples
 
 pytestmark = pytest.mark.django_db
 

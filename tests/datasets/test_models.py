@@ -2,8 +2,8 @@
 
 import pytest
 
-from annotator.models import Image, Split, ValidationSplitFrozen
 from annotator.datasets.services.membership import freeze_validation_split
+from annotator.models import Image, Split, ValidationSplitFrozen
 from tests.factories import DatasetFactory, ImageFactory
 
 pytestmark = pytest.mark.django_db

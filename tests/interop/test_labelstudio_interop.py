@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from annotator.labelstudio.sdk_sync import client_for, pull_annotations, push_dataset
 from annotator.models import (
@@ -29,8 +29,8 @@ from annotator.models import (
     ReviewStatus,
     Role,
 )
-from tests.security_world import make_world
 from tests.factories import MembershipFactory, UserFactory
+from tests.security_world import make_world
 
 pytestmark = [pytest.mark.interop, pytest.mark.django_db(transaction=True)]
 
@@ -95,7 +95,7 @@ def test_label_studio_round_trip(label_studio, live_server, media_root):
     bot.set_password(password)
     bot.save()
     MembershipFactory(dataset=world.dataset, user=bot, role=Role.RADIOLOGIST)
-    bot_token = Token.objects.create(user=bot).key
+    bot_token = AuthToken.objects.create(user=bot)[1]  # (row, the token to send)
 
     first = push_dataset(world.dataset, url=ls_url, api_key=ls_token, public_base_url=live_server.url)
     assert first.created_project and first.tasks_created == 1 and first.tasks_linked == 1

@@ -97,3 +97,23 @@ def test_other_users_quick_reads_answer_404(member):
     read = QuickRead.objects.create(dataset=dataset, user=UserFactory(), file_name="x.png", width=64, height=48,
                                     upload="quick_reads/x.png", preview="quick_reads/x-preview.png")
     assert client.get(f"/api/review/quick-reads/{read.pk}/").status_code == 404
+
+
+def test_adding_a_quick_read_to_the_dataset_queues_its_proposals(
+    member, media_root, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Quick read's "add to dataset" is a way in like any upload: the new image gets
+    proposals from the production model (it once skipped them)."""
+    dataset, user, client = member
+    version = production(dataset)
+    requested = []
+    monkeypatch.setattr("annotator.learning.services.predictions.publish_proposals",
+                        lambda dataset_id, version_id, ids: requested.append((dataset_id, version_id, ids)))
+    monkeypatch.setattr(analysis, "publish_analysis", lambda *args: None)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, dataset)
+        read = QuickRead.objects.get()
+        client.post(f"/review/quick-read/{read.pk}/")
+    read.refresh_from_db()
+    assert read.image is not None
+    assert requested == [(dataset.pk, version.pk, [read.image.pk])]

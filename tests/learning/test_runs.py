@@ -13,6 +13,19 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from annotator.learning.selectors import policy_of
+from annotator.learning.services import execution as run_execution
+from annotator.learning.services.runs import (
+    RunAlreadyActive,
+    cancel_run,
+    claim_run,
+    mark_succeeded,
+    record_progress,
+    request_runs_over_threshold,
+    request_training_run,
+    sweep_stale_runs,
+)
+from annotator.learning.tasks import propose_images, scheduled_training, train_model
 from annotator.models import (
     Annotation,
     AnnotationRevision,
@@ -25,20 +38,6 @@ from annotator.models import (
     RunTrigger,
     TrainingRun,
 )
-from annotator.learning.services import execution as run_execution
-from annotator.learning.services.runs import (
-    RunAlreadyActive,
-    cancel_run,
-    claim_run,
-    finish_run,
-    mark_succeeded,
-    record_progress,
-    request_runs_over_threshold,
-    request_training_run,
-    sweep_stale_runs,
-)
-from annotator.learning.selectors import policy_of
-from annotator.learning.tasks import propose_images, scheduled_training, train_model
 from config.celery import app
 from tests.factories import DatasetFactory, MembershipFactory
 from tests.learning_fixtures import phantom_dataset, random_weights_version

@@ -5,8 +5,8 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from annotator.models import Annotation, AnnotationRevision, AnnotationSource, Role, SaveReceipt
 from annotator.datasets.services.annotations import NewBox, create_boxes
+from annotator.models import Annotation, AnnotationRevision, AnnotationSource, Role, SaveReceipt
 from tests.factories import (
     CategoryFactory,
     DatasetFactory,

@@ -6,6 +6,14 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from annotator.datasets.services.annotations import (
+    NewBox,
+    accept_proposal,
+    add_box,
+    create_boxes,
+    delete_box,
+    update_box,
+)
 from annotator.models import (
     AnnotationSource,
     BoxOutcome,
@@ -15,14 +23,6 @@ from annotator.models import (
 )
 from annotator.review.services import reading as review
 from annotator.review.services.stats import reader_stats
-from annotator.datasets.services.annotations import (
-    NewBox,
-    accept_proposal,
-    add_box,
-    create_boxes,
-    delete_box,
-    update_box,
-)
 from tests.factories import (
     CategoryFactory,
     DatasetFactory,

@@ -141,8 +141,8 @@ def test_opening_marks_in_review_and_one_lease_per_reader(media_root):
 
 
 def _proposed_images(dataset, count, boxes_each):
-    from annotator.models import AnnotationSource
     from annotator.datasets.services.annotations import NewBox, create_boxes
+    from annotator.models import AnnotationSource
     from tests.factories import CategoryFactory
 
     category = CategoryFactory(dataset=dataset)

@@ -34,7 +34,12 @@ def validate_box(x: float, y: float, w: float, h: float, width: int, height: int
     """Refuse boxes with non-finite or non-positive sizes, or reaching outside the image."""
     values = (x, y, w, h)
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        raise InvalidBox(f"box {list(values)} must be four numbers")
+        raise InvalidBox(f"box {str(list(values))[:200]} must be four numbers")
+    try:
+        values = tuple(float(v) for v in values)  # a 400-digit integer does not fit: refused below
+    except OverflowError:
+        raise InvalidBox("a box value is too large to be a pixel coordinate") from None
+    x, y, w, h = values
     if not all(math.isfinite(v) for v in values):
         raise InvalidBox(f"box {list(values)} has a value that is not finite")
     if w <= 0 or h <= 0:

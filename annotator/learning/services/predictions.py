@@ -15,11 +15,11 @@ import numpy as np
 from django.db import transaction
 
 from annotator.datasets.models import Annotation, AnnotationSource, Image, ReviewStatus
-from annotator.learning.models import ModelVersion, Prediction
 from annotator.datasets.services.annotations import NewBox, create_boxes, delete_box
 from annotator.learning.dispatch import publish_proposals
-from annotator.learning.services.inference import mark_requested
+from annotator.learning.models import ModelVersion, Prediction
 from annotator.learning.selectors import policy_of, production_version, serving_version
+from annotator.learning.services.inference import mark_requested
 from ml_backend.contract import Detections
 
 PREDICT_BATCH = 8

@@ -19,16 +19,14 @@ import traceback
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
-
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotator.datasets.models import Dataset, Image
-from annotator.learning.models import ACTIVE_RUN_STATES, RunState, RunTrigger, TrainingRun
+from annotator.datasets.models import Dataset
 from annotator.errors import Conflict, Unavailable
 from annotator.learning.dispatch import publish_training
-from annotator.learning.services.inference import recover_inference
+from annotator.learning.models import ACTIVE_RUN_STATES, RunState, RunTrigger, TrainingRun
 from annotator.learning.selectors import (
     active_run,
     labeled_count,
@@ -36,6 +34,7 @@ from annotator.learning.selectors import (
     policy_of,
     production_version,
 )
+from annotator.learning.services.inference import recover_inference
 from ml_backend.contract import TrainingCancelled
 
 log = logging.getLogger(__name__)

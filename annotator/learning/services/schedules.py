@@ -7,9 +7,9 @@ import json
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from annotator.datasets.models import Dataset
-from annotator.learning.models import LearningPolicy
 from annotator.errors import InvalidInput
 from annotator.learning import dispatch
+from annotator.learning.models import LearningPolicy
 
 
 class InvalidSchedule(InvalidInput):

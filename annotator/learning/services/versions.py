@@ -15,18 +15,17 @@ from django.db import transaction
 from django.db.models import Max
 
 from annotator.datasets.models import Dataset
+from annotator.errors import Conflict
+from annotator.learning.dispatch import publish_after_promotion
 from annotator.learning.models import (
-    GateMetric,
+    LearningPolicy,
     ModelStatus,
     ModelVersion,
     Promotion,
     PromotionKind,
-    LearningPolicy,
 )
-from annotator.errors import Conflict
-from annotator.learning.dispatch import publish_after_promotion
-from annotator.learning.services.inference import mark_requested
 from annotator.learning.selectors import gate_metric_value, production_version, rollback_target
+from annotator.learning.services.inference import mark_requested
 
 
 class PromotionError(Conflict):

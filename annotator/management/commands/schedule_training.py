@@ -2,7 +2,11 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from annotator.datasets.models import Dataset
-from annotator.learning.services.schedules import InvalidSchedule, retrain_after_new_labels, schedule_training
+from annotator.learning.services.schedules import (
+    InvalidSchedule,
+    retrain_after_new_labels,
+    schedule_training,
+)
 
 
 class Command(BaseCommand):
