@@ -4,13 +4,10 @@ training API's role rule (refusals are audited)."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
-from rest_framework.test import APIClient
 
 from annotator.models import AuditAction, AuditEvent, TrainingRun
-from tests.security_world import client_for, make_world
+from tests.security_world import basic_client_for, client_for, make_world
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +16,6 @@ pytestmark = pytest.mark.django_db
 def world(media_root, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return make_world()
-
-
-def basic(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{user.username}:pw-for-tests".encode()).decode())
-    return client
 
 
 def test_review_pixels_are_an_audited_image_view(world):
@@ -40,6 +31,6 @@ def test_label_studio_start_training_needs_the_admin_role(world, monkeypatch):
     monkeypatch.setattr(dispatch, "publish_training", lambda run_id: None)
     body = {"action": "START_TRAINING", "project": {"id": 1}}
     before = TrainingRun.objects.count()
-    assert basic(world.reader).post("/ls/webhook", body, format="json").status_code == 403
+    assert basic_client_for(world.reader).post("/ls/webhook", body, format="json").status_code == 403
     assert TrainingRun.objects.count() == before
     assert AuditEvent.objects.filter(action=AuditAction.ACCESS_DENIED, actor=world.reader).exists()

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
-from rest_framework.test import APIClient
 
 from annotator.labelstudio.convert import signed_image_path
-from tests.security_world import client_for, make_world
+from tests.security_world import basic_client_for, client_for, make_world
 
 pytestmark = pytest.mark.django_db
 HUGE = int("9" * 400)
@@ -18,12 +15,6 @@ HUGE = int("9" * 400)
 def world(media_root, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return make_world()
-
-
-def basic(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{user.username}:pw-for-tests".encode()).decode())
-    return client
 
 
 def region(**value):
@@ -77,14 +68,14 @@ def test_learning_writes_with_wrong_shapes_are_400(world):
 def test_label_studio_webhook_with_wrong_shapes_is_400(world, value):
     body = {"action": "ANNOTATION_CREATED", "annotation": {"id": 9, "result": [region(**value)]},
             "task": {"id": 7, "data": {"image": f"http://testserver{signed_image_path(world.image.pk)}"}}}
-    response = basic(world.reader).post("/ls/webhook", body, format="json")
+    response = basic_client_for(world.reader).post("/ls/webhook", body, format="json")
     assert response.status_code == 400, response.content
 
 
 @pytest.mark.parametrize("body", [[1, 2], "x", {"action": "ANNOTATION_CREATED", "annotation": [1], "task": [2]},
                                   {"action": ["x"]}, {"action": "START_TRAINING", "project": {"id": [1]}}])
 def test_label_studio_webhook_with_wrong_top_level_shapes_is_4xx(world, body):
-    response = basic(world.reader).post("/ls/webhook", body, format="json")
+    response = basic_client_for(world.reader).post("/ls/webhook", body, format="json")
     assert 400 <= response.status_code < 500, response.content
 
 
